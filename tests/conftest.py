@@ -1,0 +1,88 @@
+"""Session-wide real servers, and per-test clean state."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+
+from common.settings import parse_options
+from tests.servers import ServerProcess, env_url, start_postgres, start_valkey
+
+OPTIONS = parse_options("cats:Cats,dogs:Dogs")
+SECRET = "test-secret-0123456789abcdef"
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def server_dir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="voting-tests-") as path:
+        yield Path(path)
+
+
+@pytest.fixture(scope="session")
+def redis_url(server_dir: Path) -> Iterator[str]:
+    if url := env_url("REDIS_URL"):
+        yield url
+        return
+    if os.environ.get("TEST_SERVERS") == "containers":
+        from testcontainers.redis import RedisContainer
+
+        with RedisContainer("valkey/valkey:8") as container:
+            yield (f"redis://{container.get_container_host_ip()}:"
+                   f"{container.get_exposed_port(6379)}/0")
+        return
+    server = start_valkey(server_dir)
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(server_dir: Path) -> Iterator[str]:
+    if url := env_url("DATABASE_URL"):
+        yield url
+        return
+    if os.environ.get("TEST_SERVERS") == "containers":
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:18", driver=None) as container:
+            yield container.get_connection_url()
+        return
+    server = start_postgres(server_dir)
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    """An autocommit connection to a database with no voting tables (a fresh start)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS ballots, tallies, results_meta")
+        yield conn
+
+
+@pytest.fixture
+def environ(redis_url: str, database_url: str) -> dict[str, str]:
+    return {"REDIS_URL": redis_url, "DATABASE_URL": database_url,
+            "VOTE_OPTIONS": "cats:Cats,dogs:Dogs", "VOTE_SECRET": SECRET,
+            "WORKER_BUDGET_SECONDS": "0"}
+
+
+__all__ = ["OPTIONS", "SECRET", "ServerProcess"]

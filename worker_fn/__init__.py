@@ -1,0 +1,1 @@
+"""worker_fn: the scheduled drain that moves votes from Redis into PostgreSQL."""

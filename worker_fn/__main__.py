@@ -1,0 +1,46 @@
+"""``python -m worker_fn``: run one drain from a shell, until the queue is empty."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+
+from common.database import open_pool
+from common.redis_client import open_redis
+from common.settings import exit_on_error
+from worker_fn.drain import DependencyDown, Drain, DrainLimits
+from worker_fn.settings import WorkerSettings
+
+
+async def drain_once(settings: WorkerSettings, budget_s: float) -> int:
+    limits = DrainLimits(budget_s=budget_s, batch_max=settings.batch_max,
+                         lease_s=settings.lease_s, wait_for_votes=False)
+    redis = open_redis(settings.redis)
+    try:
+        async with open_pool(settings.database_url, max_size=1) as pool:
+            report = await Drain(redis, pool, settings.options, limits).run()
+    except DependencyDown as error:
+        print(json.dumps({"error": str(error)}), file=sys.stderr)
+        return 1
+    finally:
+        await redis.aclose()
+    print(json.dumps(report.as_dict()))
+    return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m worker_fn", description=__doc__)
+    parser.add_argument("--budget", type=float, default=None,
+                        help="seconds to drain at most (default: WORKER_BUDGET_SECONDS)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    settings = exit_on_error(WorkerSettings.from_env)
+    budget = settings.budget_s if args.budget is None else args.budget
+    sys.exit(asyncio.run(drain_once(settings, budget)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""worker_fn as an ASGI app: the scheduler (or the Lambda Web Adapter) POSTs /events."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import TypedDict
+
+from psycopg_pool import AsyncConnectionPool
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from common.database import open_pool
+from common.redis_client import open_redis
+from common.settings import exit_on_error
+from worker_fn.drain import DependencyDown, Drain, DrainLimits
+from worker_fn.settings import WorkerSettings
+
+log = logging.getLogger("worker_fn")
+
+
+class State(TypedDict):
+    drain: Drain
+    pool: AsyncConnectionPool
+
+
+async def run_drain(request: Request) -> JSONResponse:
+    """One drain; the body (a scheduler event) is not needed and is ignored."""
+    drain: Drain = request.state.drain
+    try:
+        report = await drain.run()
+    except DependencyDown as error:
+        log.warning("drain failed: %s", error)
+        return JSONResponse({"error": str(error), "hint": "votes stay queued; the next "
+                             "scheduled drain retries"}, status_code=503,
+                            headers={"Retry-After": "5"})
+    log.info("drain %s", report.as_dict())
+    return JSONResponse(report.as_dict())
+
+
+async def healthz(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+def create_app(settings: WorkerSettings | None = None) -> Starlette:
+    settings = settings or exit_on_error(WorkerSettings.from_env)
+    limits = DrainLimits(budget_s=settings.budget_s, batch_max=settings.batch_max,
+                         lease_s=settings.lease_s, wait_for_votes=True)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[State]:
+        redis = open_redis(settings.redis)
+        async with open_pool(settings.database_url, max_size=2) as pool:
+            try:
+                yield {"drain": Drain(redis, pool, settings.options, limits), "pool": pool}
+            finally:
+                await redis.aclose()
+
+    return Starlette(
+        routes=[Route("/events", run_drain, methods=["POST"]),
+                Route("/healthz", healthz)],
+        lifespan=lifespan,
+    )
