@@ -1,0 +1,124 @@
+"""result_fn: ``GET /`` results page, ``GET /api/results``, ``GET /stream`` (SSE), ``/healthz``."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TypedDict
+
+import anyio
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+from sse_starlette import EventSourceResponse
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from common.database import open_pool
+from common.schema import read_tally
+from common.settings import exit_on_error
+from result_fn.broadcaster import Broadcaster
+from result_fn.results import Results, build_results
+from result_fn.settings import ResultSettings
+
+log = logging.getLogger("result_fn")
+HERE = Path(__file__).parent
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
+                               "img-src 'self' data:; connect-src 'self'; base-uri 'none'; "
+                               "form-action 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+class State(TypedDict):
+    pool: AsyncConnectionPool
+    broadcaster: Broadcaster
+
+
+def unavailable(error: Exception) -> JSONResponse:
+    log.warning("results unavailable: %s", error)
+    return JSONResponse({"error": "the results database is unavailable; retry shortly"}, 503,
+                        headers={"Retry-After": "2"})
+
+
+def create_app(settings: ResultSettings | None = None) -> Starlette:
+    settings = settings or exit_on_error(ResultSettings.from_env)
+    templates = Jinja2Templates(directory=HERE / "templates")
+
+    async def current(request: Request) -> Results:
+        pool: AsyncConnectionPool = request.state.pool
+        async with pool.connection(timeout=1.0) as conn:
+            return build_results(await read_tally(conn), settings.options)
+
+    async def page(request: Request) -> Response:
+        try:
+            results: Results | None = await current(request)
+        except (psycopg.Error, LookupError) as error:
+            log.warning("results page rendered without figures: %s", error)
+            results = None
+        return templates.TemplateResponse(request, "results.html", {
+            "options": settings.options.items, "results": results and results.document,
+        }, headers=SECURITY_HEADERS)
+
+    async def api_results(request: Request) -> Response:
+        try:
+            results = await current(request)
+        except (psycopg.Error, LookupError) as error:
+            return unavailable(error)
+        return Response(results.json, media_type="application/json")
+
+    async def stream(request: Request) -> Response:
+        broadcaster: Broadcaster = request.state.broadcaster
+        if broadcaster.subscriber_count >= settings.max_subscribers:
+            return JSONResponse({"error": "too many live viewers on this instance; retry"}, 503,
+                                headers={"Retry-After": "5"})
+        subscription = broadcaster.subscribe()
+
+        async def events() -> AsyncIterator[dict[str, object]]:
+            # The first event is the full current state, whatever Last-Event-ID says.
+            try:
+                with anyio.move_on_after(settings.stream_lifetime_s):
+                    while True:
+                        results = await subscription.next()
+                        yield {"id": str(results.version), "data": results.json,
+                               "retry": settings.stream_retry_ms}
+            finally:
+                broadcaster.unsubscribe(subscription)
+
+        return EventSourceResponse(events(), ping=settings.stream_ping_s,
+                                   headers={"Cache-Control": "no-store"})
+
+    async def healthz(request: Request) -> Response:
+        broadcaster: Broadcaster = request.state.broadcaster
+        if not broadcaster.listening:
+            return JSONResponse({"status": "unavailable",
+                                 "postgres": "not listening for changes"}, 503)
+        return JSONResponse({"status": "ok", "subscribers": broadcaster.subscriber_count})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[State]:
+        async with open_pool(settings.database_url, max_size=4) as pool:
+            broadcaster = Broadcaster(settings.database_url, pool, settings.options,
+                                      settings.poll_s)
+            async with anyio.create_task_group() as group:
+                group.start_soon(broadcaster.run)
+                yield {"pool": pool, "broadcaster": broadcaster}
+                group.cancel_scope.cancel()
+
+    return Starlette(
+        routes=[
+            Route("/", page),
+            Route("/api/results", api_results),
+            Route("/stream", stream),
+            Route("/healthz", healthz),
+            Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+        ],
+        lifespan=lifespan,
+    )

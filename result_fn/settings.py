@@ -1,0 +1,32 @@
+"""result_fn settings, read once at start-up."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from common.settings import Env, Options
+
+
+@dataclass(frozen=True, slots=True)
+class ResultSettings:
+    options: Options
+    database_url: str
+    stream_lifetime_s: float  # a stream ends itself after this; browsers reconnect
+    stream_retry_ms: int  # the reconnect delay hinted to browsers
+    stream_ping_s: float  # keep-alive comment interval
+    max_subscribers: int  # per process; more get a fast 503
+    poll_s: float  # safety net: re-read the tallies this often even without NOTIFY
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ResultSettings:
+        env = Env(environ)
+        return cls(
+            options=env.options(),
+            database_url=env.url("DATABASE_URL", ("postgres", "postgresql")),
+            stream_lifetime_s=env.number("STREAM_LIFETIME_SECONDS", 300, low=1, high=86_400),
+            stream_retry_ms=env.integer("STREAM_RETRY_MS", 1000, low=100, high=600_000),
+            stream_ping_s=env.number("STREAM_PING_SECONDS", 15, low=1, high=3600),
+            max_subscribers=env.integer("STREAM_MAX_SUBSCRIBERS", 10_000, low=1, high=1_000_000),
+            poll_s=env.number("RESULTS_POLL_SECONDS", 5, low=0.1, high=3600),
+        )

@@ -1,0 +1,32 @@
+"""vote_fn settings, read once at start-up."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from common.redis_client import RedisSettings
+from common.settings import Env, Options, SettingsError
+
+
+@dataclass(frozen=True, slots=True)
+class VoteSettings:
+    options: Options
+    redis: RedisSettings
+    secret: str  # signs voter ids
+    instance_id: str  # shown on the page, as the classic shows its container id
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> VoteSettings:
+        env = Env(environ)
+        secret = env.raw("VOTE_SECRET")
+        if len(secret) < 16:
+            raise SettingsError("VOTE_SECRET is too short: use at least 16 random characters")
+        return cls(
+            options=env.options(),
+            redis=RedisSettings.from_env(env, default_timeout_s=0.5),
+            secret=secret,
+            instance_id=env.raw("INSTANCE_ID", f"{socket.gethostname()}-{os.getpid()}"),
+        )
