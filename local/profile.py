@@ -44,10 +44,18 @@ WORKER_TIMEOUT_SECONDS = 60
 LOCAL_SCHEDULE_SECONDS = 5
 
 
+def local_budget_seconds(schedule_s: float) -> float:
+    """A drain ends just before the next tick, as in the cloud (a tick that finds the
+    worker still busy is dropped, like a throttled invocation at concurrency 1)."""
+    return max(0.5, schedule_s - 0.5)
+
+
 def uvicorn_argv(spec: FunctionSpec, host: str, port: int | str) -> list[str]:
     """The same server command locally, in compose and in the image."""
+    # After SIGTERM, in-flight requests get 3 s; then a drain is cancelled and hands its
+    # claim back to the queue, and open SSE streams are closed (browsers reconnect).
     return ["python", "-m", "uvicorn", spec.app, "--factory", "--host", host,
-            "--port", str(port), "--no-access-log"]
+            "--port", str(port), "--no-access-log", "--timeout-graceful-shutdown", "3"]
 
 
 def by_name(name: str) -> FunctionSpec:

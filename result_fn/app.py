@@ -21,6 +21,7 @@ from starlette.templating import Jinja2Templates
 
 from common.database import open_pool
 from common.schema import read_tally
+from common.logs import configure_logging
 from common.settings import exit_on_error
 from result_fn.broadcaster import Broadcaster
 from result_fn.results import Results, build_results
@@ -49,6 +50,7 @@ def unavailable(error: Exception) -> JSONResponse:
 
 
 def create_app(settings: ResultSettings | None = None) -> Starlette:
+    configure_logging()
     settings = settings or exit_on_error(ResultSettings.from_env)
     templates = Jinja2Templates(directory=HERE / "templates")
 

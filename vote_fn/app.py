@@ -20,6 +20,7 @@ from starlette.templating import Jinja2Templates
 
 from common.event import VoteEvent, is_vote_id
 from common.redis_client import RedisClient, open_redis
+from common.logs import configure_logging
 from common.settings import exit_on_error
 from vote_fn.queue import VoteQueue
 from vote_fn.settings import VoteSettings
@@ -50,6 +51,7 @@ class BadVote(Exception):
 
 
 def create_app(settings: VoteSettings | None = None) -> Starlette:
+    configure_logging()
     settings = settings or exit_on_error(VoteSettings.from_env)
     options = settings.options
     voters = VoterIds(settings.secret)

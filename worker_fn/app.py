@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from common.database import open_pool
 from common.redis_client import open_redis
+from common.logs import configure_logging
 from common.settings import exit_on_error
 from worker_fn.drain import DependencyDown, Drain, DrainLimits
 from worker_fn.settings import WorkerSettings
@@ -37,7 +38,8 @@ async def run_drain(request: Request) -> JSONResponse:
         return JSONResponse({"error": str(error), "hint": "votes stay queued; the next "
                              "scheduled drain retries"}, status_code=503,
                             headers={"Retry-After": "5"})
-    log.info("drain %s", report.as_dict())
+    if report.claimed or report.recovered:
+        log.info("drain %s", report.as_dict())
     return JSONResponse(report.as_dict())
 
 
@@ -46,6 +48,7 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 def create_app(settings: WorkerSettings | None = None) -> Starlette:
+    configure_logging()
     settings = settings or exit_on_error(WorkerSettings.from_env)
     limits = DrainLimits(budget_s=settings.budget_s, batch_max=settings.batch_max,
                          lease_s=settings.lease_s, wait_for_votes=True)
