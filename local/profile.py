@@ -25,7 +25,7 @@ FUNCTIONS = (
                  (*COMMON, *REDIS, "VOTE_SECRET", "INSTANCE_ID")),
     FunctionSpec("worker", "worker_fn", "worker_fn.app:create_app", "/healthz",
                  (*COMMON, *REDIS, "DATABASE_URL", "WORKER_BUDGET_SECONDS", "WORKER_BATCH_MAX",
-                  "WORKER_LEASE_SECONDS")),
+                  "WORKER_LEASE_SECONDS", "WORKER_FAILPOINT")),
     FunctionSpec("result", "result_fn", "result_fn.app:create_app", "/healthz",
                  (*COMMON, "DATABASE_URL", "STREAM_LIFETIME_SECONDS", "STREAM_RETRY_MS",
                   "STREAM_PING_SECONDS", "STREAM_MAX_SUBSCRIBERS", "RESULTS_POLL_SECONDS")),

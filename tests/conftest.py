@@ -86,3 +86,10 @@ def environ(redis_url: str, database_url: str) -> dict[str, str]:
 
 
 __all__ = ["OPTIONS", "SECRET", "ServerProcess"]
+
+
+@pytest.fixture
+def function_env(environ: dict[str, str]) -> dict[str, str]:
+    """The environment for a function process: the test servers and the PATH/HOME of ours."""
+    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+    return {**keep, **environ, "WORKER_BUDGET_SECONDS": "2", "PYTHONUNBUFFERED": "1"}

@@ -17,7 +17,8 @@ from worker_fn.settings import WorkerSettings
 
 async def drain_once(settings: WorkerSettings, budget_s: float) -> int:
     limits = DrainLimits(budget_s=budget_s, batch_max=settings.batch_max,
-                         lease_s=settings.lease_s, wait_for_votes=False)
+                         lease_s=settings.lease_s, wait_for_votes=False,
+                         failpoint=settings.failpoint)
     redis = open_redis(settings.redis)
     try:
         async with open_pool(settings.database_url, max_size=1) as pool:

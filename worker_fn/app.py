@@ -51,7 +51,8 @@ def create_app(settings: WorkerSettings | None = None) -> Starlette:
     configure_logging()
     settings = settings or exit_on_error(WorkerSettings.from_env)
     limits = DrainLimits(budget_s=settings.budget_s, batch_max=settings.batch_max,
-                         lease_s=settings.lease_s, wait_for_votes=True)
+                         lease_s=settings.lease_s, wait_for_votes=True,
+                         failpoint=settings.failpoint)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:

@@ -10,7 +10,7 @@ stale row. The NOTIFY is delivered by PostgreSQL only when the transaction commi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from psycopg import AsyncConnection
 
@@ -50,7 +50,8 @@ UPDATE results_meta SET version = version + 1, updated_at = now() RETURNING vers
 """
 
 
-async def apply_batch(conn: AsyncConnection[object], events: Sequence[VoteEvent]) -> int:
+async def apply_batch(conn: AsyncConnection[object], events: Sequence[VoteEvent], *,
+                      before_commit: Callable[[], None] | None = None) -> int:
     """Apply the votes; return how many ballots changed (0 for a replayed batch)."""
     if not events:
         return 0
@@ -69,4 +70,6 @@ async def apply_batch(conn: AsyncConnection[object], events: Sequence[VoteEvent]
             version_row = await cursor.fetchone()
             assert version_row is not None
             await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(version_row[0])))
+        if before_commit is not None:
+            before_commit()
     return changed

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -58,6 +60,7 @@ class DrainLimits:
     batch_max: int
     lease_s: float
     wait_for_votes: bool
+    failpoint: str | None = None  # fault-injection tests: die here (see settings.FAILPOINTS)
 
 
 def split_batch(items: list[bytes], options: Options) -> tuple[list[VoteEvent], list[tuple[bytes, str]]]:
@@ -104,6 +107,7 @@ class Drain:
     async def _loop(self, claims: Claims, report: DrainReport, deadline: float) -> None:
         backoff = _BACKOFF_START_S
         while True:
+            self._failpoint("before_claim")
             items = await claims.claim(self._limits.batch_max)
             if not items:
                 remaining = deadline - time.monotonic()
@@ -115,6 +119,7 @@ class Drain:
                     continue
                 items = [first, *await claims.claim(self._limits.batch_max - 1)]
             report.claimed += len(items)
+            self._failpoint("after_claim")
             events, dead = split_batch(items, self._options)
             try:
                 report.applied += await self._apply(events)
@@ -131,6 +136,7 @@ class Drain:
                 backoff = min(backoff * 2, _BACKOFF_CAP_S)
                 continue
             backoff = _BACKOFF_START_S
+            self._failpoint("after_commit")
             await claims.release(dead)
             report.dead_lettered += len(dead)
             report.batches += 1
@@ -154,4 +160,10 @@ class Drain:
             if not self._schema_ready:
                 await ensure_schema(conn, self._options)
                 self._schema_ready = True
-            return await apply_batch(conn, events)
+            return await apply_batch(
+                conn, events, before_commit=lambda: self._failpoint("mid_transaction"))
+
+    def _failpoint(self, name: str) -> None:
+        if self._limits.failpoint == name:
+            log.error("failpoint %s: killing this process", name)
+            os.kill(os.getpid(), signal.SIGKILL)

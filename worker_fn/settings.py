@@ -6,7 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from common.redis_client import RedisSettings
-from common.settings import Env, Options
+from common.settings import Env, Options, SettingsError
+
+# Points in a drain where a fault-injection test can have the worker kill itself
+# (SIGKILL, no clean-up) to prove that no vote is lost or counted twice.
+FAILPOINTS = ("before_claim", "after_claim", "mid_transaction", "after_commit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +21,7 @@ class WorkerSettings:
     budget_s: float  # one invocation drains for at most this long (below the function timeout)
     batch_max: int
     lease_s: float  # a claim whose owner stopped renewing it for this long is recovered
+    failpoint: str | None = None  # tests only: see FAILPOINTS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -27,5 +32,13 @@ class WorkerSettings:
             database_url=env.url("DATABASE_URL", ("postgres", "postgresql")),
             budget_s=env.number("WORKER_BUDGET_SECONDS", 50.0, low=0, high=900),
             batch_max=env.integer("WORKER_BATCH_MAX", 20_000, low=1, high=1_000_000),
-            lease_s=env.number("WORKER_LEASE_SECONDS", 30.0, low=1, high=3600),
+            lease_s=env.number("WORKER_LEASE_SECONDS", 30.0, low=0.1, high=3600),
+            failpoint=_failpoint(env.optional("WORKER_FAILPOINT")),
         )
+
+
+def _failpoint(value: str | None) -> str | None:
+    if value is not None and value not in FAILPOINTS:
+        raise SettingsError(f"WORKER_FAILPOINT={value!r} is invalid: expected one of "
+                            f"{', '.join(FAILPOINTS)}")
+    return value
