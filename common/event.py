@@ -12,6 +12,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from common.settings import Options
 
@@ -40,11 +41,11 @@ class VoteEvent:
         return json.dumps(document, separators=(",", ":")).encode()
 
 
-def is_vote_id(value: object) -> bool:
+def is_vote_id(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and _VOTE_ID.fullmatch(value) is not None
 
 
-def is_voter_id(value: object) -> bool:
+def is_voter_id(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and _VOTER_ID.fullmatch(value) is not None
 
 

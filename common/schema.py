@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import psycopg
+from psycopg.rows import TupleRow
 
 from common.settings import Options
 
@@ -45,7 +46,7 @@ class Tally:
     votes: dict[str, int]
 
 
-async def ensure_schema(conn: psycopg.AsyncConnection[object], options: Options) -> None:
+async def ensure_schema(conn: psycopg.AsyncConnection[TupleRow], options: Options) -> None:
     """Create the tables and a tally row per configured option; safe to run concurrently."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
@@ -58,7 +59,7 @@ async def ensure_schema(conn: psycopg.AsyncConnection[object], options: Options)
         )
 
 
-async def read_tally(conn: psycopg.AsyncConnection[object]) -> Tally:
+async def read_tally(conn: psycopg.AsyncConnection[TupleRow]) -> Tally:
     """The results version and every option's count, read in one consistent statement."""
     cursor = await conn.execute(
         "SELECT m.version, t.option, t.votes FROM results_meta m LEFT JOIN tallies t ON true"
@@ -66,6 +67,6 @@ async def read_tally(conn: psycopg.AsyncConnection[object]) -> Tally:
     rows = await cursor.fetchall()
     if not rows:
         raise LookupError("results_meta is empty: the schema has not been created")
-    version = int(rows[0][0])  # type: ignore[call-overload]
-    votes = {str(option): int(count) for _, option, count in rows if option is not None}  # type: ignore[call-overload]
+    version = int(rows[0][0])
+    votes = {str(option): int(count) for _, option, count in rows if option is not None}
     return Tally(version, votes)

@@ -59,7 +59,7 @@ class LocalStack:
         children = self.descendants()
         self.process.send_signal(sig)
         self.process.wait(30)
-        gone, alive = psutil.wait_procs(children, timeout=10)
+        _, alive = psutil.wait_procs(children, timeout=10)
         return alive
 
     def results(self) -> dict[str, object]:

@@ -19,8 +19,15 @@ from worker_fn.claims import Claims
 from worker_fn.drain import DependencyDown, Drain, DrainLimits, DrainReport
 from worker_fn.settings import WorkerSettings
 
-from .helpers import (ballots_by_voter, expected_tally, leftover_claims, make_votes, push,
-                      tally, version)
+from .helpers import (
+    ballots_by_voter,
+    expected_tally,
+    leftover_claims,
+    make_votes,
+    push,
+    tally,
+    version,
+)
 
 pytestmark = pytest.mark.anyio
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import random
 import time
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from collections.abc import Iterator
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
 
 import anyio
@@ -64,7 +64,7 @@ async def cast_votes(vote_url: str, voters: int, changers: int) -> dict[str, int
 
 
 async def test_votes_show_in_results_and_the_stream_within_3_seconds(stack: LocalStack) -> None:
-    """1,000 votes from 500 voters (a fifth changing) are exact in /api/results and SSE within 3 s."""
+    """1,000 votes by 500 voters (a fifth changing) are exact in the API and SSE within 3 s."""
     async with httpx.AsyncClient(timeout=30) as client, client.stream(
             "GET", f"{stack.result_url}/stream") as response:
         assert response.headers["content-type"].startswith("text/event-stream")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import anyio
@@ -22,6 +22,12 @@ from tests.servers import wait_until
 from tests.sse import events
 
 from .helpers import make_votes, push
+
+
+async def wait_for(condition: Callable[[], bool]) -> None:
+    """Yield to the other tasks until ``condition`` holds (the caller bounds the time)."""
+    while not condition():  # noqa: ASYNC110 - plain data written by other tasks, no event
+        await anyio.sleep(0.01)
 
 
 @pytest.fixture
@@ -111,8 +117,7 @@ async def test_the_live_stream_delivers_a_change_to_every_subscriber(
                 async with anyio.create_task_group() as group:
                     for log in seen:
                         group.start_soon(subscriber, log)
-                    while not all(seen):
-                        await anyio.sleep(0.01)
+                    await wait_for(lambda: all(seen))
                     push(redis_client, make_votes(voters=3, changes=0))
                     await anyio.to_thread.run_sync(drain, function_env)
         for log in seen:

@@ -14,8 +14,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from common.database import open_pool
-from common.redis_client import open_redis
 from common.logs import configure_logging
+from common.redis_client import open_redis
 from common.settings import exit_on_error
 from worker_fn.drain import DependencyDown, Drain, DrainLimits
 from worker_fn.settings import WorkerSettings

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from psycopg import AsyncConnection
+from psycopg.rows import TupleRow
 
 from common.event import VoteEvent
 from common.schema import APPLY_LOCK, CHANNEL
@@ -50,7 +51,7 @@ UPDATE results_meta SET version = version + 1, updated_at = now() RETURNING vers
 """
 
 
-async def apply_batch(conn: AsyncConnection[object], events: Sequence[VoteEvent], *,
+async def apply_batch(conn: AsyncConnection[TupleRow], events: Sequence[VoteEvent], *,
                       before_commit: Callable[[], None] | None = None) -> int:
     """Apply the votes; return how many ballots changed (0 for a replayed batch)."""
     if not events:
@@ -64,7 +65,7 @@ async def apply_batch(conn: AsyncConnection[object], events: Sequence[VoteEvent]
             [event.accepted_ms for event in events],
         ))
         row = await cursor.fetchone()
-        changed = int(row[0]) if row else 0  # type: ignore[call-overload]
+        changed = int(row[0]) if row else 0
         if changed:
             cursor = await conn.execute(_BUMP_VERSION)
             version_row = await cursor.fetchone()

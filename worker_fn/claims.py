@@ -76,8 +76,8 @@ class Claims:
     async def wait_for_one(self, timeout_s: float) -> bytes | None:
         """Block until a vote arrives (claiming it) or the timeout passes."""
         item = await self._redis.blmove(keys.QUEUE, keys.processing(self.owner),
-                                        timeout_s, "RIGHT", "LEFT")
-        return item  # type: ignore[no-any-return]
+                                        timeout_s, "RIGHT", "LEFT")  # type: ignore[arg-type]
+        return item if isinstance(item, bytes) else None
 
     async def release(self, dead_letters: list[tuple[bytes, str]]) -> None:
         """The batch is committed: drop the processing list and dead-letter the rejects."""
@@ -96,8 +96,8 @@ class Claims:
     async def recover_abandoned(self) -> int:
         """Return the claims of drains whose lease expired (they crashed or timed out)."""
         moved = 0
-        for raw_owner in await self._redis.smembers(keys.CLAIMS):  # type: ignore[misc]
-            owner = raw_owner.decode()
+        for raw_owner in await self._redis.smembers(keys.CLAIMS):
+            owner = raw_owner.decode() if isinstance(raw_owner, bytes) else str(raw_owner)
             if owner == self.owner:
                 continue
             owner_keys = [keys.QUEUE, keys.processing(owner), keys.lease(owner), keys.CLAIMS]

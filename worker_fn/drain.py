@@ -63,7 +63,9 @@ class DrainLimits:
     failpoint: str | None = None  # fault-injection tests: die here (see settings.FAILPOINTS)
 
 
-def split_batch(items: list[bytes], options: Options) -> tuple[list[VoteEvent], list[tuple[bytes, str]]]:
+def split_batch(
+    items: list[bytes], options: Options
+) -> tuple[list[VoteEvent], list[tuple[bytes, str]]]:
     """Decode queue entries into votes and dead letters (entry, reason)."""
     events: list[VoteEvent] = []
     dead: list[tuple[bytes, str]] = []
