@@ -7,25 +7,24 @@ they do not know.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 import uuid
-from dataclasses import dataclass
-from typing import TypeGuard
+from typing import NamedTuple, TypeGuard
+
+import orjson
 
 from common.settings import Options
 
-_VOTE_ID = re.compile(r"[0-9a-f]{32}")
-_VOTER_ID = re.compile(r"[0-9A-Za-z_-]{16,64}")
+_VOTE_ID = re.compile(r"[0-9a-f]{32}").fullmatch
+_VOTER_ID = re.compile(r"[0-9A-Za-z_-]{16,64}").fullmatch
 
 
 class InvalidEvent(ValueError):
     """A queue entry that cannot be applied; the message is the dead-letter reason."""
 
 
-@dataclass(frozen=True, slots=True)
-class VoteEvent:
+class VoteEvent(NamedTuple):  # a tuple: the drain builds hundreds of thousands a second
     vote_id: str
     voter: str
     option: str
@@ -36,26 +35,25 @@ class VoteEvent:
         return cls(uuid.uuid4().hex, voter, option, time.time_ns() // 1_000_000)
 
     def encode(self) -> bytes:
-        document = {"id": self.vote_id, "voter": self.voter, "vote": self.option,
-                    "ts": self.accepted_ms}
-        return json.dumps(document, separators=(",", ":")).encode()
+        return orjson.dumps({"id": self.vote_id, "voter": self.voter, "vote": self.option,
+                             "ts": self.accepted_ms})
 
 
 def is_vote_id(value: object) -> TypeGuard[str]:
-    return isinstance(value, str) and _VOTE_ID.fullmatch(value) is not None
+    return type(value) is str and _VOTE_ID(value) is not None
 
 
 def is_voter_id(value: object) -> TypeGuard[str]:
-    return isinstance(value, str) and _VOTER_ID.fullmatch(value) is not None
+    return type(value) is str and _VOTER_ID(value) is not None
 
 
 def decode(raw: bytes, options: Options) -> VoteEvent:
     """Validate one queue entry; raise InvalidEvent with a short reason."""
     try:
-        document = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError:
         raise InvalidEvent("not JSON") from None
-    if not isinstance(document, dict):
+    if type(document) is not dict:
         raise InvalidEvent("not a JSON object")
     vote_id, voter = document.get("id"), document.get("voter")
     option, accepted_ms = document.get("vote"), document.get("ts")
@@ -63,7 +61,7 @@ def decode(raw: bytes, options: Options) -> VoteEvent:
         raise InvalidEvent("missing or malformed id")
     if not is_voter_id(voter):
         raise InvalidEvent("missing or malformed voter")
-    if not isinstance(option, str) or option not in options:
+    if type(option) is not str or option not in options.id_set:
         raise InvalidEvent("unknown option")
     if type(accepted_ms) is not int or not 0 < accepted_ms < 2**53:
         raise InvalidEvent("missing or malformed ts")

@@ -4,12 +4,16 @@ between lists, or a Lua script over several of them, stays in one cluster slot
 
 QUEUE = "{votes}:queue"
 DEAD_LETTERS = "{votes}:dead"
-CLAIMS = "{votes}:claims"  # set of drain owners that may hold a processing list
+CLAIMS = "{votes}:claims"  # set of batch ids ("<owner>:<n>") that may hold a processing list
 
 
-def processing(owner: str) -> str:
-    return f"{{votes}}:processing:{owner}"
+def processing(batch_id: str) -> str:
+    return f"{{votes}}:processing:{batch_id}"
 
 
 def lease(owner: str) -> str:
     return f"{{votes}}:lease:{owner}"
+
+
+def batch_owner(batch_id: str) -> str:
+    return batch_id.rpartition(":")[0]

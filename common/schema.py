@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS ballots (
     option      text NOT NULL,
     vote_id     text NOT NULL,
     accepted_ms bigint NOT NULL
-);
+) WITH (fillfactor = 70);
 CREATE TABLE IF NOT EXISTS tallies (
     option text PRIMARY KEY,
     votes  bigint NOT NULL DEFAULT 0
@@ -40,6 +40,13 @@ INSERT INTO results_meta (singleton) VALUES (true) ON CONFLICT DO NOTHING;
 """
 
 
+MIN_SERVER_VERSION = 180000  # the drain's upsert uses RETURNING old.* (PostgreSQL 18)
+
+
+class UnsupportedServer(RuntimeError):
+    """The PostgreSQL server is older than the schema needs."""
+
+
 @dataclass(frozen=True, slots=True)
 class Tally:
     version: int
@@ -48,6 +55,9 @@ class Tally:
 
 async def ensure_schema(conn: psycopg.AsyncConnection[TupleRow], options: Options) -> None:
     """Create the tables and a tally row per configured option; safe to run concurrently."""
+    if conn.info.server_version < MIN_SERVER_VERSION:
+        raise UnsupportedServer(
+            f"PostgreSQL {conn.info.server_version // 10000} is too old: 18 or newer is needed")
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
         for statement in _DDL.split(";"):

@@ -36,13 +36,17 @@ class Options:
     """The poll's options, in display order."""
 
     items: tuple[VoteOption, ...]
+    id_set: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id_set", frozenset(option.id for option in self.items))
 
     @property
     def ids(self) -> tuple[str, ...]:
         return tuple(option.id for option in self.items)
 
     def __contains__(self, option_id: object) -> bool:
-        return any(option.id == option_id for option in self.items)
+        return option_id in self.id_set
 
     def label(self, option_id: str) -> str:
         for option in self.items:

@@ -12,9 +12,9 @@ import redis
 
 from common import keys
 from common.database import open_pool
-from common.event import VoteEvent
+from common.event import VoteEvent, decode
 from common.redis_client import open_redis
-from worker_fn.apply import apply_batch
+from worker_fn.apply import apply_batch, latest_per_voter
 from worker_fn.claims import Claims
 from worker_fn.drain import DependencyDown, Drain, DrainLimits, DrainReport
 from worker_fn.settings import WorkerSettings
@@ -131,7 +131,7 @@ async def test_a_crashed_drains_claim_is_recovered_after_its_lease(
     votes = make_votes(voters=50, changes=10)
     push(redis_client, votes)
     crashed = Claims(drainer.redis, "crashed-owner", lease_s=0.2)
-    assert len(await crashed.claim(25)) == 25
+    assert len((await crashed.claim(25)).items) == 25
     await anyio.sleep(0.3)
     report = await drainer.run()
     assert report.recovered == 25
@@ -144,10 +144,10 @@ async def test_a_live_claim_is_left_alone(
     """A claim whose lease is current belongs to a running drain and is not taken."""
     push(redis_client, make_votes(voters=10, changes=0))
     running = Claims(drainer.redis, "running-owner", lease_s=30)
-    await running.claim(4)
+    batch = await running.claim(4)
     report = await drainer.run()
     assert report.recovered == 0 and report.claimed == 6
-    assert redis_client.llen(keys.processing("running-owner")) == 4
+    assert redis_client.llen(keys.processing(batch.id)) == 4
 
 
 async def test_a_commit_whose_claim_was_not_released_is_not_counted_twice(
@@ -159,9 +159,9 @@ async def test_a_commit_whose_claim_was_not_released_is_not_counted_twice(
     push(redis_client, votes)
     crashed = Claims(drainer.redis, "committed-owner", lease_s=0.2)
     claimed = await crashed.claim(1000)
-    from common.event import decode
     async with drainer.pool.connection() as conn:
-        await apply_batch(conn, [decode(raw, drainer.settings.options) for raw in claimed])
+        await apply_batch(conn, latest_per_voter(
+            decode(raw, drainer.settings.options) for raw in claimed.items))
     await anyio.sleep(0.3)
     report = await drainer.run()
     assert report.recovered == len(votes) and report.applied == 0

@@ -3,8 +3,10 @@
 The drain runs until its time budget is spent. With ``wait_for_votes`` it blocks on
 the empty queue for the next vote instead of returning, so on a one-minute schedule
 a vote is still applied within a fraction of a second; a drain from a shell stops
-as soon as the queue is empty. If PostgreSQL fails, the claim goes back to the queue
-and the drain backs off and retries until its budget runs out.
+as soon as the queue is empty. While PostgreSQL applies one batch, the next one is
+claimed and decoded, so Redis, Python and PostgreSQL work at the same time. If
+PostgreSQL fails, the claims go back to the queue and the drain backs off and
+retries until its budget runs out.
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ from redis.exceptions import RedisError
 
 from common.event import InvalidEvent, VoteEvent, decode
 from common.redis_client import RedisClient
-from common.schema import ensure_schema
+from common.schema import UnsupportedServer, ensure_schema
 from common.settings import Options
-from worker_fn.apply import apply_batch
-from worker_fn.claims import Claims
+from worker_fn.apply import apply_batch, latest_per_voter
+from worker_fn.claims import Batch, Claims
 
 log = logging.getLogger("worker_fn.drain")
 
@@ -63,18 +65,33 @@ class DrainLimits:
     failpoint: str | None = None  # fault-injection tests: die here (see settings.FAILPOINTS)
 
 
-def split_batch(
-    items: list[bytes], options: Options
-) -> tuple[list[VoteEvent], list[tuple[bytes, str]]]:
-    """Decode queue entries into votes and dead letters (entry, reason)."""
+@dataclass
+class DecodedBatch:
+    batch: Batch
+    votes: list[VoteEvent]  # the latest valid vote of each voter in the batch
+    dead: list[tuple[bytes, str]]  # (entry, reason)
+
+
+def decode_batch(batch: Batch, options: Options) -> DecodedBatch:
+    """Split queue entries into votes (one per voter) and dead letters."""
     events: list[VoteEvent] = []
     dead: list[tuple[bytes, str]] = []
-    for raw in items:
+    for raw in batch.items:
         try:
             events.append(decode(raw, options))
         except InvalidEvent as error:
             dead.append((raw, str(error)))
-    return events, dead
+    return DecodedBatch(batch, latest_per_voter(events), dead)
+
+
+async def _settle(task: asyncio.Task[DecodedBatch | None] | None) -> None:
+    """Wait for a prefetch we are abandoning; its batch is in ``Claims.outstanding`` and
+    is given back by the caller, so its result or error is not needed."""
+    if task is None:
+        return
+    await asyncio.wait({task})
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("prefetching the next batch failed: %s", task.exception())
 
 
 class Drain:
@@ -94,41 +111,56 @@ class Drain:
         try:
             report.recovered = await claims.recover_abandoned()
             await self._loop(claims, report, deadline)
+            await claims.give_back_all()  # nothing is held by now: this drops the lease
         except RedisError as error:
+            await self._give_back_quietly(claims)
             raise DependencyDown(f"Redis is unreachable: {error}") from error
+        except UnsupportedServer as error:
+            await self._give_back_quietly(claims)
+            raise DependencyDown(str(error)) from error
         except BaseException:
-            # Cancelled (shutdown) or failed mid-batch: hand the claim back now rather
+            # Cancelled (shutdown) or failed mid-batch: hand the claims back now rather
             # than after the lease expires. Replaying a committed batch changes nothing.
-            with anyio.CancelScope(shield=True):
-                await self._give_back_quietly(claims)
+            await self._give_back_quietly(claims)
             raise
         finally:
             report.seconds = round(time.monotonic() - started, 3)
         return report
 
+    async def _next(self, claims: Claims, deadline: float) -> DecodedBatch | None:
+        """The next batch: claimed at once, or waited for while budget remains."""
+        self._failpoint("before_claim")
+        batch = await claims.claim(self._limits.batch_max)
+        while not batch.items:
+            remaining = deadline - time.monotonic()
+            if not self._limits.wait_for_votes or remaining <= 0.01:
+                return None
+            first = await claims.wait_for_one(min(_IDLE_WAIT_S, remaining))
+            if first is not None:
+                batch = first
+        self._failpoint("after_claim")
+        return decode_batch(batch, self._options)
+
     async def _loop(self, claims: Claims, report: DrainReport, deadline: float) -> None:
         backoff = _BACKOFF_START_S
+        upcoming: asyncio.Task[DecodedBatch | None] | None = None
         while True:
-            self._failpoint("before_claim")
-            items = await claims.claim(self._limits.batch_max)
-            if not items:
-                remaining = deadline - time.monotonic()
-                if not self._limits.wait_for_votes or remaining <= 0.01:
-                    await claims.give_back()  # nothing held: drop the lease and the owner entry
-                    return
-                first = await claims.wait_for_one(min(_IDLE_WAIT_S, remaining))
-                if first is None:
-                    continue
-                items = [first, *await claims.claim(self._limits.batch_max - 1)]
-            report.claimed += len(items)
-            self._failpoint("after_claim")
-            events, dead = split_batch(items, self._options)
+            current = await (upcoming or self._next(claims, deadline))
+            upcoming = None
+            if current is None:
+                return
+            report.claimed += len(current.batch.items)
+            if current.batch.queued_after and time.monotonic() < deadline:
+                # a backlog: claim and decode the next batch while PostgreSQL works
+                upcoming = asyncio.create_task(self._next(claims, deadline))
             try:
-                report.applied += await self._apply(events)
+                report.applied += await self._apply(current.votes)
             except psycopg.OperationalError as error:
-                await claims.give_back()
-                report.claimed -= len(items)
+                await _settle(upcoming)
+                upcoming = None
+                report.claimed -= len(current.batch.items)
                 report.failures += 1
+                await claims.give_back_all()
                 remaining = deadline - time.monotonic()
                 log.warning("PostgreSQL failed, votes stay queued (retry in %.1fs): %s",
                             backoff, error)
@@ -137,33 +169,38 @@ class Drain:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _BACKOFF_CAP_S)
                 continue
+            except BaseException:
+                if upcoming is not None:
+                    upcoming.cancel()
+                await _settle(upcoming)
+                raise
             backoff = _BACKOFF_START_S
             self._failpoint("after_commit")
-            await claims.release(dead)
-            report.dead_lettered += len(dead)
+            await claims.release(current.batch.id, current.dead)
+            report.dead_lettered += len(current.dead)
             report.batches += 1
-            if dead:
-                log.warning("dead-lettered %d queue entries: %s", len(dead),
-                            sorted({reason for _, reason in dead}))
-            if time.monotonic() >= deadline:
-                await claims.give_back()
+            if current.dead:
+                log.warning("dead-lettered %d queue entries: %s", len(current.dead),
+                            sorted({reason for _, reason in current.dead}))
+            if upcoming is None and time.monotonic() >= deadline:
                 return
 
     @staticmethod
     async def _give_back_quietly(claims: Claims) -> None:
-        try:
-            await claims.give_back()
-        except RedisError as error:
-            log.warning("could not return claim %s, it is recovered when its lease expires: %s",
-                        claims.owner, error)
+        with anyio.CancelScope(shield=True):
+            try:
+                await claims.give_back_all()
+            except RedisError as error:
+                log.warning("could not return the claims of %s; they are recovered when its "
+                            "lease expires: %s", claims.owner, error)
 
-    async def _apply(self, events: list[VoteEvent]) -> int:
+    async def _apply(self, votes: list[VoteEvent]) -> int:
         async with self._pool.connection(timeout=5.0) as conn:
             if not self._schema_ready:
                 await ensure_schema(conn, self._options)
                 self._schema_ready = True
             return await apply_batch(
-                conn, events, before_commit=lambda: self._failpoint("mid_transaction"))
+                conn, votes, before_commit=lambda: self._failpoint("mid_transaction"))
 
     def _failpoint(self, name: str) -> None:
         if self._limits.failpoint == name:
