@@ -4,6 +4,9 @@
 - ``tallies``: exact per-option counts kept in the same transaction as ``ballots``,
   so reading the results is O(number of options), never a GROUP BY over all votes.
 - ``results_meta``: a single row whose ``version`` rises on every committed change.
+- ``pipeline_status``: what the worker saw last (written by each drain), so a stalled
+  worker is visible on the results page without result_fn talking to Redis.
+- ``audit_log``: operator actions such as resetting a poll.
 """
 
 from __future__ import annotations
@@ -37,6 +40,21 @@ CREATE TABLE IF NOT EXISTS results_meta (
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 INSERT INTO results_meta (singleton) VALUES (true) ON CONFLICT DO NOTHING;
+CREATE TABLE IF NOT EXISTS pipeline_status (
+    singleton           boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    worker_seen_at      timestamptz,
+    last_batch_at       timestamptz,
+    last_batch_votes    integer NOT NULL DEFAULT 0,
+    queued_at_last_look bigint NOT NULL DEFAULT 0
+);
+INSERT INTO pipeline_status (singleton) VALUES (true) ON CONFLICT DO NOTHING;
+CREATE TABLE IF NOT EXISTS audit_log (
+    id     bigserial PRIMARY KEY,
+    at     timestamptz NOT NULL DEFAULT now(),
+    action text NOT NULL,
+    actor  text NOT NULL,
+    detail jsonb NOT NULL DEFAULT '{}'
+);
 """
 
 

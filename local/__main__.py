@@ -79,6 +79,7 @@ def build(settings: LocalSettings, manager: Manager) -> None:
             raise SettingsError(f"{name}={port} is already in use: set {name} to a free port")
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("LOG_FORMAT", "text")  # readable lines here; JSON in the cloud
     env["VOTE_SECRET"] = vote_secret(settings.data_dir)
 
     if settings.redis_url is None:

@@ -1,4 +1,5 @@
-"""``python -m worker_fn``: run one drain from a shell, until the queue is empty."""
+"""``python -m worker_fn``: one drain from a shell, until the queue is empty.
+``python -m worker_fn status``: the pipeline as the worker sees it, as JSON."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ import json
 import logging
 import sys
 
+from redis.exceptions import RedisError
+
 from common.database import open_pool
 from common.redis_client import open_redis
 from common.settings import exit_on_error
 from worker_fn.drain import DependencyDown, Drain, DrainLimits
 from worker_fn.settings import WorkerSettings
+from worker_fn.status import pipeline_status
 
 
 async def drain_once(settings: WorkerSettings, budget_s: float) -> int:
@@ -21,7 +25,7 @@ async def drain_once(settings: WorkerSettings, budget_s: float) -> int:
                          failpoint=settings.failpoint)
     redis = open_redis(settings.redis)
     try:
-        async with open_pool(settings.database_url, max_size=1) as pool:
+        async with open_pool(settings.database_url, max_size=2) as pool:
             report = await Drain(redis, pool, settings.options, limits).run()
     except DependencyDown as error:
         print(json.dumps({"error": str(error)}), file=sys.stderr)
@@ -32,13 +36,30 @@ async def drain_once(settings: WorkerSettings, budget_s: float) -> int:
     return 0
 
 
+async def show_status(settings: WorkerSettings) -> int:
+    redis = open_redis(settings.redis)
+    try:
+        async with open_pool(settings.database_url, max_size=1) as pool:
+            status = await pipeline_status(redis, pool)
+    except RedisError as error:
+        print(json.dumps({"error": f"Redis is unreachable: {error}"}), file=sys.stderr)
+        return 1
+    finally:
+        await redis.aclose()
+    print(json.dumps(status, indent=2))
+    return 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m worker_fn", description=__doc__)
+    parser.add_argument("command", nargs="?", choices=("drain", "status"), default="drain")
     parser.add_argument("--budget", type=float, default=None,
-                        help="seconds to drain at most (default: WORKER_BUDGET_SECONDS)")
+                        help="drain: seconds to drain at most (default: WORKER_BUDGET_SECONDS)")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     settings = exit_on_error(WorkerSettings.from_env)
+    if args.command == "status":
+        sys.exit(asyncio.run(show_status(settings)))
     budget = settings.budget_s if args.budget is None else args.budget
     sys.exit(asyncio.run(drain_once(settings, budget)))
 

@@ -7,15 +7,18 @@ import logging
 from collections.abc import AsyncIterator
 from typing import TypedDict
 
+import psycopg
 from psycopg_pool import AsyncConnectionPool
+from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from common import observability
 from common.database import open_pool
 from common.logs import configure_logging
-from common.redis_client import open_redis
+from common.redis_client import RedisClient, open_redis
 from common.settings import exit_on_error
 from worker_fn.drain import DependencyDown, Drain, DrainLimits
 from worker_fn.settings import WorkerSettings
@@ -26,6 +29,7 @@ log = logging.getLogger("worker_fn")
 class State(TypedDict):
     drain: Drain
     pool: AsyncConnectionPool
+    redis: RedisClient
 
 
 async def run_drain(request: Request) -> JSONResponse:
@@ -44,12 +48,32 @@ async def run_drain(request: Request) -> JSONResponse:
 
 
 async def healthz(request: Request) -> JSONResponse:
+    """Alive: the process answers."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    """Ready: Redis and PostgreSQL both answer."""
+    problems = {}
+    try:
+        await request.state.redis.ping()
+    except RedisError as error:
+        problems["redis"] = str(error)
+    try:
+        pool: AsyncConnectionPool = request.state.pool
+        async with pool.connection(timeout=1.0) as conn:
+            await conn.execute("SELECT 1")
+    except psycopg.Error as error:
+        problems["postgres"] = str(error)
+    if problems:
+        return JSONResponse({"status": "unavailable", **problems}, 503,
+                            headers={"Retry-After": "5"})
     return JSONResponse({"status": "ok"})
 
 
 def create_app(settings: WorkerSettings | None = None) -> Starlette:
-    configure_logging()
     settings = settings or exit_on_error(WorkerSettings.from_env)
+    configure_logging(settings.log_format, "worker")
     limits = DrainLimits(budget_s=settings.budget_s, batch_max=settings.batch_max,
                          lease_s=settings.lease_s, wait_for_votes=True,
                          failpoint=settings.failpoint)
@@ -57,14 +81,18 @@ def create_app(settings: WorkerSettings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         redis = open_redis(settings.redis)
-        async with open_pool(settings.database_url, max_size=2) as pool:
+        async with open_pool(settings.database_url, max_size=3) as pool:
             try:
-                yield {"drain": Drain(redis, pool, settings.options, limits), "pool": pool}
+                yield {"drain": Drain(redis, pool, settings.options, limits), "pool": pool,
+                       "redis": redis}
             finally:
                 await redis.aclose()
 
     return Starlette(
         routes=[Route("/events", run_drain, methods=["POST"]),
-                Route("/healthz", healthz)],
+                Route("/healthz", healthz),
+                Route("/readyz", readyz),
+                observability.metrics_route],
+        middleware=observability.middleware("worker"),
         lifespan=lifespan,
     )

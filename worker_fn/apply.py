@@ -45,6 +45,15 @@ _BUMP_VERSION = """
 UPDATE results_meta SET version = version + 1, updated_at = now() RETURNING version
 """
 
+_RECORD_BATCH = """
+UPDATE pipeline_status SET worker_seen_at = now(), last_batch_at = now(),
+    last_batch_votes = %s, queued_at_last_look = %s
+"""
+
+_HEARTBEAT = """
+UPDATE pipeline_status SET worker_seen_at = now(), queued_at_last_look = %s
+"""
+
 
 def latest_per_voter(events: Iterable[VoteEvent]) -> list[VoteEvent]:
     """One vote per voter: the latest by accepted time, then vote id."""
@@ -56,10 +65,16 @@ def latest_per_voter(events: Iterable[VoteEvent]) -> list[VoteEvent]:
     return list(latest.values())
 
 
+async def heartbeat(conn: AsyncConnection[TupleRow], queued: int) -> None:
+    """The worker is alive and saw ``queued`` votes waiting (shown on the results page)."""
+    await conn.execute(_HEARTBEAT, (queued,))
+
+
 async def apply_batch(conn: AsyncConnection[TupleRow], votes: Sequence[VoteEvent], *,
-                      before_commit: Callable[[], None] | None = None) -> int:
+                      queued: int = 0, before_commit: Callable[[], None] | None = None) -> int:
     """Apply votes (at most one per voter: see latest_per_voter); return how many
-    ballots changed (0 for a replayed batch)."""
+    ballots changed (0 for a replayed batch). ``queued`` is the queue length the
+    worker saw when it claimed them, recorded for the pipeline status."""
     if not votes:
         return 0
     async with conn.transaction():
@@ -77,6 +92,7 @@ async def apply_batch(conn: AsyncConnection[TupleRow], votes: Sequence[VoteEvent
             version_row = await cursor.fetchone()
             assert version_row is not None
             await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(version_row[0])))
+        await conn.execute(_RECORD_BATCH, (len(votes), queued))
         if before_commit is not None:
             before_commit()
     return changed

@@ -12,15 +12,19 @@ retries until its budget runs out.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 
 import anyio
 import psycopg
+from psycopg import AsyncConnection
+from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 from redis.exceptions import RedisError
 
@@ -28,7 +32,8 @@ from common.event import InvalidEvent, VoteEvent, decode
 from common.redis_client import RedisClient
 from common.schema import UnsupportedServer, ensure_schema
 from common.settings import Options
-from worker_fn.apply import apply_batch, latest_per_voter
+from worker_fn import metrics
+from worker_fn.apply import apply_batch, heartbeat, latest_per_voter
 from worker_fn.claims import Batch, Claims
 
 log = logging.getLogger("worker_fn.drain")
@@ -135,10 +140,13 @@ class Drain:
             remaining = deadline - time.monotonic()
             if not self._limits.wait_for_votes or remaining <= 0.01:
                 return None
+            await self._heartbeat()
             first = await claims.wait_for_one(min(_IDLE_WAIT_S, remaining))
             if first is not None:
                 batch = first
         self._failpoint("after_claim")
+        metrics.CLAIMED.inc(len(batch.items))
+        metrics.QUEUE_DEPTH.set(batch.queued_after)
         return decode_batch(batch, self._options)
 
     async def _loop(self, claims: Claims, report: DrainReport, deadline: float) -> None:
@@ -154,8 +162,9 @@ class Drain:
                 # a backlog: claim and decode the next batch while PostgreSQL works
                 upcoming = asyncio.create_task(self._next(claims, deadline))
             try:
-                report.applied += await self._apply(current.votes)
+                report.applied += await self._apply(current)
             except psycopg.OperationalError as error:
+                metrics.FAILURES.inc()
                 await _settle(upcoming)
                 upcoming = None
                 report.claimed -= len(current.batch.items)
@@ -179,6 +188,7 @@ class Drain:
             await claims.release(current.batch.id, current.dead)
             report.dead_lettered += len(current.dead)
             report.batches += 1
+            metrics.DEAD_LETTERED.inc(len(current.dead))
             if current.dead:
                 log.warning("dead-lettered %d queue entries: %s", len(current.dead),
                             sorted({reason for _, reason in current.dead}))
@@ -194,13 +204,35 @@ class Drain:
                 log.warning("could not return the claims of %s; they are recovered when its "
                             "lease expires: %s", claims.owner, error)
 
-    async def _apply(self, votes: list[VoteEvent]) -> int:
-        async with self._pool.connection(timeout=5.0) as conn:
+    async def _apply(self, decoded: DecodedBatch) -> int:
+        started = time.monotonic()
+        async with self._connection(timeout_s=5.0) as conn:
+            changed = await apply_batch(
+                conn, decoded.votes, queued=decoded.batch.queued_after,
+                before_commit=lambda: self._failpoint("mid_transaction"))
+        if decoded.votes:
+            metrics.BATCHES.inc()
+            metrics.APPLIED.inc(changed)
+            metrics.BATCH_SECONDS.observe(time.monotonic() - started)
+            oldest_ms = min(vote.accepted_ms for vote in decoded.votes)
+            metrics.LAG_SECONDS.observe(max(0.0, time.time() - oldest_ms / 1000))
+        return changed
+
+    @contextlib.asynccontextmanager
+    async def _connection(self, timeout_s: float) -> AsyncIterator[AsyncConnection[TupleRow]]:
+        async with self._pool.connection(timeout=timeout_s) as conn:
             if not self._schema_ready:
                 await ensure_schema(conn, self._options)
                 self._schema_ready = True
-            return await apply_batch(
-                conn, votes, before_commit=lambda: self._failpoint("mid_transaction"))
+            yield conn
+
+    async def _heartbeat(self) -> None:
+        """Tell the results page the worker is alive while it waits on an empty queue."""
+        try:
+            async with self._connection(timeout_s=1.0) as conn:
+                await heartbeat(conn, queued=0)
+        except psycopg.Error as error:
+            log.debug("heartbeat not recorded: %s", error)
 
     def _failpoint(self, name: str) -> None:
         if self._limits.failpoint == name:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from common.logs import log_format
 from common.redis_client import RedisSettings
 from common.settings import Env, Options, SettingsError
 
@@ -21,6 +22,7 @@ class WorkerSettings:
     budget_s: float  # one invocation drains for at most this long (below the function timeout)
     batch_max: int
     lease_s: float  # a claim whose owner stopped renewing it for this long is recovered
+    log_format: str = "json"
     failpoint: str | None = None  # tests only: see FAILPOINTS
 
     @classmethod
@@ -33,6 +35,7 @@ class WorkerSettings:
             budget_s=env.number("WORKER_BUDGET_SECONDS", 50.0, low=0, high=900),
             batch_max=env.integer("WORKER_BATCH_MAX", 20_000, low=1, high=1_000_000),
             lease_s=env.number("WORKER_LEASE_SECONDS", 30.0, low=0.1, high=3600),
+            log_format=log_format(env),
             failpoint=_failpoint(env.optional("WORKER_FAILPOINT")),
         )
 
