@@ -11,7 +11,6 @@ from typing import TypedDict
 import anyio
 import psycopg
 from psycopg_pool import AsyncConnectionPool
-from sse_starlette import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -20,12 +19,14 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from common.database import open_pool
-from common.schema import read_tally
 from common.logs import configure_logging
+from common.runtime import tune_gc
+from common.schema import read_tally
 from common.settings import exit_on_error
 from result_fn.broadcaster import Broadcaster
 from result_fn.results import Results, build_results
 from result_fn.settings import ResultSettings
+from result_fn.stream import LiveStream
 
 log = logging.getLogger("result_fn")
 HERE = Path(__file__).parent
@@ -81,21 +82,8 @@ def create_app(settings: ResultSettings | None = None) -> Starlette:
         if broadcaster.subscriber_count >= settings.max_subscribers:
             return JSONResponse({"error": "too many live viewers on this instance; retry"}, 503,
                                 headers={"Retry-After": "5"})
-        subscription = broadcaster.subscribe()
-
-        async def events() -> AsyncIterator[dict[str, object]]:
-            # The first event is the full current state, whatever Last-Event-ID says.
-            try:
-                with anyio.move_on_after(settings.stream_lifetime_s):
-                    while True:
-                        results = await subscription.next()
-                        yield {"id": str(results.version), "data": results.json,
-                               "retry": settings.stream_retry_ms}
-            finally:
-                broadcaster.unsubscribe(subscription)
-
-        return EventSourceResponse(events(), ping=settings.stream_ping_s,
-                                   headers={"Cache-Control": "no-store"})
+        # The first event is the full current state, whatever Last-Event-ID says.
+        return LiveStream(broadcaster, broadcaster.subscribe(), settings.stream_lifetime_s)
 
     async def healthz(request: Request) -> Response:
         broadcaster: Broadcaster = request.state.broadcaster
@@ -108,7 +96,9 @@ def create_app(settings: ResultSettings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         async with open_pool(settings.database_url, max_size=4) as pool:
             broadcaster = Broadcaster(settings.database_url, pool, settings.options,
-                                      settings.poll_s)
+                                      poll_s=settings.poll_s, ping_s=settings.stream_ping_s,
+                                      retry_ms=settings.stream_retry_ms)
+            tune_gc()
             async with anyio.create_task_group() as group:
                 group.start_soon(broadcaster.run)
                 yield {"pool": pool, "broadcaster": broadcaster}

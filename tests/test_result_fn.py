@@ -32,7 +32,8 @@ async def wait_for(condition: Callable[[], bool]) -> None:
 
 @pytest.fixture
 def settings(environ: dict[str, str], db: psycopg.Connection[tuple[object, ...]]) -> ResultSettings:
-    return ResultSettings.from_env({**environ, "STREAM_LIFETIME_SECONDS": "1"})
+    return ResultSettings.from_env({**environ, "STREAM_LIFETIME_SECONDS": "2.5",
+                                    "STREAM_PING_SECONDS": "1"})
 
 
 @pytest.fixture
@@ -76,8 +77,9 @@ def test_results_report_counts_and_percentages(
 
 
 def test_a_finite_stream_starts_with_a_snapshot_and_ends_itself(client: TestClient) -> None:
-    """The first event is the full state with id and retry; the stream ends after its lifetime."""
-    response = client.get("/stream")  # STREAM_LIFETIME_SECONDS=1, so this returns
+    """The first event is the full state with id and retry, keep-alive comments follow, and
+    the stream ends after its lifetime."""
+    response = client.get("/stream")  # STREAM_LIFETIME_SECONDS=2.5, so this returns
     assert response.headers["content-type"].startswith("text/event-stream")
     assert response.headers["cache-control"] == "no-store"
     lines = response.text.splitlines()
@@ -85,6 +87,7 @@ def test_a_finite_stream_starts_with_a_snapshot_and_ends_itself(client: TestClie
     data = json.loads(next(line for line in lines if line.startswith("data: "))[6:])
     assert data["total"] == 0 and len(data["options"]) == 2
     assert any(line.startswith("retry: ") for line in lines)
+    assert sum(line.startswith(": ping") for line in lines) == 2
 
 
 def test_postgres_down_gives_a_fast_503(environ: dict[str, str]) -> None:
