@@ -71,6 +71,16 @@ class Tally:
     votes: dict[str, int]
 
 
+@dataclass(frozen=True, slots=True)
+class PipelineRow:
+    """What the worker recorded last, with ages measured by the database's clock."""
+
+    worker_seen_age_s: float | None  # None: no drain has run yet
+    last_batch_at_ms: int | None
+    last_batch_votes: int
+    queued_at_last_look: int
+
+
 async def ensure_schema(conn: psycopg.AsyncConnection[TupleRow], options: Options) -> None:
     """Create the tables and a tally row per configured option; safe to run concurrently."""
     if conn.info.server_version < MIN_SERVER_VERSION:
@@ -98,3 +108,14 @@ async def read_tally(conn: psycopg.AsyncConnection[TupleRow]) -> Tally:
     version = int(rows[0][0])
     votes = {str(option): int(count) for _, option, count in rows if option is not None}
     return Tally(version, votes)
+
+
+async def read_pipeline(conn: psycopg.AsyncConnection[TupleRow]) -> PipelineRow:
+    cursor = await conn.execute(
+        "SELECT extract(epoch FROM clock_timestamp() - worker_seen_at)::float8, "
+        "(extract(epoch FROM last_batch_at) * 1000)::bigint, last_batch_votes, "
+        "queued_at_last_look FROM pipeline_status")
+    row = await cursor.fetchone()
+    if row is None:
+        raise LookupError("pipeline_status is empty: the schema has not been created")
+    return PipelineRow(row[0], row[1], int(row[2]), int(row[3]))

@@ -100,6 +100,9 @@ def build(settings: LocalSettings, manager: Manager) -> None:
     ports = {"vote": settings.vote_port, "result": settings.result_port, "worker": worker_port}
     function_env = {**env, "WORKER_BUDGET_SECONDS":
                     str(profile.local_budget_seconds(settings.schedule_s))}
+    # The local worker waits on the queue nearly all the time, reporting every second:
+    # three seconds unseen means it is stopped.
+    function_env.setdefault("PIPELINE_STALL_SECONDS", "3")
     for spec in profile.FUNCTIONS:
         manager.add_process(spec.name, command(
             *profile.uvicorn_argv(spec, "127.0.0.1", ports[spec.name])), env=function_env)

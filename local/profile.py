@@ -28,7 +28,8 @@ FUNCTIONS = (
                   "WORKER_BATCH_MAX", "WORKER_LEASE_SECONDS", "WORKER_FAILPOINT")),
     FunctionSpec("result", "result_fn", "result_fn.app:create_app", "/healthz",
                  (*COMMON, "DATABASE_URL", "STREAM_LIFETIME_SECONDS", "STREAM_RETRY_MS",
-                  "STREAM_PING_SECONDS", "STREAM_MAX_SUBSCRIBERS", "RESULTS_POLL_SECONDS")),
+                  "STREAM_PING_SECONDS", "STREAM_MAX_SUBSCRIBERS", "RESULTS_POLL_SECONDS",
+                  "PIPELINE_STALL_SECONDS")),
 )
 
 # The scheduler POSTs this path; in the cloud the Lambda Web Adapter delivers the

@@ -21,9 +21,10 @@ from starlette.templating import Jinja2Templates
 from common.database import open_pool
 from common.logs import configure_logging
 from common.runtime import tune_gc
-from common.schema import read_tally
+from common.schema import read_pipeline, read_tally
 from common.settings import exit_on_error
 from result_fn.broadcaster import Broadcaster
+from result_fn.pipeline import assess
 from result_fn.results import Results, build_results
 from result_fn.settings import ResultSettings
 from result_fn.stream import LiveStream
@@ -58,7 +59,9 @@ def create_app(settings: ResultSettings | None = None) -> Starlette:
     async def current(request: Request) -> Results:
         pool: AsyncConnectionPool = request.state.pool
         async with pool.connection(timeout=1.0) as conn:
-            return build_results(await read_tally(conn), settings.options)
+            tally = await read_tally(conn)
+            pipeline = assess(await read_pipeline(conn), settings.stall_s)
+        return build_results(tally, settings.options, pipeline)
 
     async def page(request: Request) -> Response:
         try:
@@ -97,7 +100,8 @@ def create_app(settings: ResultSettings | None = None) -> Starlette:
         async with open_pool(settings.database_url, max_size=4) as pool:
             broadcaster = Broadcaster(settings.database_url, pool, settings.options,
                                       poll_s=settings.poll_s, ping_s=settings.stream_ping_s,
-                                      retry_ms=settings.stream_retry_ms)
+                                      retry_ms=settings.stream_retry_ms,
+                                      stall_s=settings.stall_s)
             tune_gc()
             async with anyio.create_task_group() as group:
                 group.start_soon(broadcaster.run)

@@ -19,13 +19,15 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 from sse_starlette import ServerSentEvent
 
-from common.schema import CHANNEL, ensure_schema, read_tally
+from common.schema import CHANNEL, Tally, ensure_schema, read_pipeline, read_tally
 from common.settings import Options
+from result_fn.pipeline import PipelineStatus, assess
 from result_fn.results import Results, build_results
 
 log = logging.getLogger("result_fn.broadcaster")
 
 _RECONNECT_START_S, _RECONNECT_CAP_S = 0.2, 5.0
+_PIPELINE_CHECK_S = 1.0
 PING = ServerSentEvent(comment="ping").encode()
 
 
@@ -40,7 +42,7 @@ class Subscription:
         self._broadcaster = broadcaster
         self._waiter: asyncio.Future[None] | None = None
         self._pings_seen = broadcaster.pings
-        self.sent_version: int | None = None
+        self.sent_key: tuple[int, str] | None = None
         self.closed = False
 
     def wake(self) -> None:
@@ -58,8 +60,8 @@ class Subscription:
         broadcaster = self._broadcaster
         while not self.closed:
             latest = broadcaster.latest
-            if latest is not None and latest.results.version != self.sent_version:
-                self.sent_version = latest.results.version
+            if latest is not None and latest.results.key != self.sent_key:
+                self.sent_key = latest.results.key
                 return latest.event
             if broadcaster.pings != self._pings_seen:
                 self._pings_seen = broadcaster.pings
@@ -74,13 +76,16 @@ class Subscription:
 
 class Broadcaster:
     def __init__(self, database_url: str, pool: AsyncConnectionPool, options: Options, *,
-                 poll_s: float, ping_s: float, retry_ms: int) -> None:
+                 poll_s: float, ping_s: float, retry_ms: int, stall_s: float) -> None:
         self._database_url = database_url
         self._pool = pool
         self._options = options
         self._poll_s = poll_s
         self._ping_s = ping_s
         self._retry_ms = retry_ms
+        self._stall_s = stall_s
+        self._tally: Tally | None = None
+        self._pipeline: PipelineStatus | None = None
         self._changed = asyncio.Event()
         self._subscribers: set[Subscription] = set()
         self.latest: Published | None = None
@@ -99,7 +104,12 @@ class Broadcaster:
     def unsubscribe(self, subscription: Subscription) -> None:
         self._subscribers.discard(subscription)
 
-    def publish(self, results: Results) -> None:
+    def _publish_if_changed(self) -> None:
+        if self._tally is None or self._pipeline is None:
+            return
+        results = build_results(self._tally, self._options, self._pipeline)
+        if self.latest is not None and self.latest.results.key == results.key:
+            return
         event = ServerSentEvent(data=results.json, id=str(results.version),
                                 retry=self._retry_ms).encode()
         self.latest = Published(results, event)
@@ -114,6 +124,7 @@ class Broadcaster:
         async with anyio.create_task_group() as group:
             group.start_soon(self._listen)
             group.start_soon(self._refresh)
+            group.start_soon(self._watch_pipeline)
             group.start_soon(self._ping)
 
     async def _listen(self) -> None:
@@ -145,13 +156,25 @@ class Broadcaster:
             self._changed.clear()
             try:
                 async with self._pool.connection(timeout=2.0) as conn:
-                    tally = await read_tally(conn)
+                    self._tally = await read_tally(conn)
+                    self._pipeline = assess(await read_pipeline(conn), self._stall_s)
             except (psycopg.Error, LookupError) as error:
                 log.warning("could not read the tallies: %s", error)
                 await anyio.sleep(_RECONNECT_START_S)
                 continue
-            if self.latest is None or tally.version != self.latest.results.version:
-                self.publish(build_results(tally, self._options))
+            self._publish_if_changed()
+
+    async def _watch_pipeline(self) -> None:
+        """A stalled worker sends no NOTIFY: look every second so the page says so."""
+        while True:
+            await anyio.sleep(_PIPELINE_CHECK_S)
+            try:
+                async with self._pool.connection(timeout=1.0) as conn:
+                    self._pipeline = assess(await read_pipeline(conn), self._stall_s)
+            except (psycopg.Error, LookupError) as error:
+                log.debug("could not read the pipeline status: %s", error)
+                continue
+            self._publish_if_changed()
 
     async def _ping(self) -> None:
         while True:

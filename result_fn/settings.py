@@ -17,6 +17,7 @@ class ResultSettings:
     stream_ping_s: float  # keep-alive comment interval
     max_subscribers: int  # per process; more get a fast 503
     poll_s: float  # safety net: re-read the tallies this often even without NOTIFY
+    stall_s: float  # the worker unseen this long: the results page says it is stalled
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ResultSettings:
@@ -29,4 +30,5 @@ class ResultSettings:
             stream_ping_s=env.number("STREAM_PING_SECONDS", 15, low=1, high=3600),
             max_subscribers=env.integer("STREAM_MAX_SUBSCRIBERS", 10_000, low=1, high=1_000_000),
             poll_s=env.number("RESULTS_POLL_SECONDS", 5, low=0.1, high=3600),
+            stall_s=env.number("PIPELINE_STALL_SECONDS", 15, low=1, high=3600),
         )
