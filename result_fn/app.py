@@ -19,12 +19,14 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from common.database import open_pool
+from common.event import is_vote_id, is_voter_id
 from common.logs import configure_logging
 from common.runtime import tune_gc
 from common.schema import read_pipeline, read_tally
 from common.settings import exit_on_error
 from result_fn.broadcaster import Broadcaster
 from result_fn.pipeline import assess
+from result_fn.receipts import receipt_status
 from result_fn.results import Results, build_results
 from result_fn.settings import ResultSettings
 from result_fn.stream import LiveStream
@@ -80,6 +82,23 @@ def create_app(settings: ResultSettings | None = None) -> Starlette:
             return unavailable(error)
         return Response(results.json, media_type="application/json")
 
+    async def receipt(request: Request) -> Response:
+        vote_id = request.path_params["vote_id"]
+        voter = request.query_params.get("voter", "")
+        ts = request.query_params.get("ts", "")
+        cors = {"Access-Control-Allow-Origin": "*", "Cache-Control": "no-store"}
+        if not (is_vote_id(vote_id) and is_voter_id(voter) and ts.isdigit() and len(ts) < 16):
+            return JSONResponse({"error": "ask as /api/receipts/<vote_id>?voter=<voter>&ts="
+                                 "<accepted_ms>, with the values from the vote's answer"}, 400,
+                                headers=cors)
+        try:
+            pool: AsyncConnectionPool = request.state.pool
+            async with pool.connection(timeout=1.0) as conn:
+                status = await receipt_status(conn, vote_id, voter, int(ts))
+        except psycopg.Error as error:
+            return unavailable(error)
+        return JSONResponse({"vote_id": vote_id, "status": status.value}, headers=cors)
+
     async def stream(request: Request) -> Response:
         broadcaster: Broadcaster = request.state.broadcaster
         if broadcaster.subscriber_count >= settings.max_subscribers:
@@ -112,6 +131,7 @@ def create_app(settings: ResultSettings | None = None) -> Starlette:
         routes=[
             Route("/", page),
             Route("/api/results", api_results),
+            Route("/api/receipts/{vote_id}", receipt),
             Route("/stream", stream),
             Route("/healthz", healthz),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),

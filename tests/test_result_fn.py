@@ -127,3 +127,34 @@ async def test_the_live_stream_delivers_a_change_to_every_subscriber(
             assert log[0]["total"] == 0 and log[-1]["total"] == 3
     finally:
         result.stop()
+
+
+def test_a_receipt_goes_from_pending_to_counted_and_then_superseded(
+        client: TestClient, redis_client: redis.Redis, function_env: dict[str, str]) -> None:
+    """A vote's receipt says pending, then counted after the drain, then superseded once the
+    same voter's later vote is counted; it never reveals the option."""
+    first = VoteEvent("1" * 32, "voter-000000000123", "cats", 1_000)
+    later = VoteEvent("2" * 32, "voter-000000000123", "dogs", 2_000)
+
+    def status(vote: VoteEvent) -> dict[str, object]:
+        response = client.get(f"/api/receipts/{vote.vote_id}",
+                              params={"voter": vote.voter, "ts": vote.accepted_ms})
+        assert response.headers["access-control-allow-origin"] == "*"
+        return response.json()  # type: ignore[no-any-return]
+
+    push(redis_client, [first])
+    assert status(first) == {"vote_id": first.vote_id, "status": "pending"}
+    drain(function_env)
+    assert status(first)["status"] == "counted"
+    push(redis_client, [later])
+    assert status(later)["status"] == "pending"
+    drain(function_env)
+    assert status(later)["status"] == "counted"
+    assert status(first)["status"] == "superseded"
+
+
+@pytest.mark.parametrize("query", ["", "?voter=voter-000000000123", "?voter=x&ts=1",
+                                   "?voter=voter-000000000123&ts=-5"])
+def test_a_receipt_question_without_its_parts_is_a_400(client: TestClient, query: str) -> None:
+    assert client.get(f"/api/receipts/{'1' * 32}{query}").status_code == 400
+    assert client.get("/api/receipts/not-an-id?voter=voter-000000000123&ts=5").status_code == 400
