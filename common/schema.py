@@ -3,7 +3,8 @@
 - ``ballots``: one row per voter; the latest vote wins (by accepted time, then vote id).
 - ``tallies``: exact per-option counts kept in the same transaction as ``ballots``,
   so reading the results is O(number of options), never a GROUP BY over all votes.
-- ``results_meta``: a single row whose ``version`` rises on every committed change.
+- ``results_meta``: a single row whose ``version`` rises on every committed change, and
+  the time of the last reset (votes accepted before it are ignored).
 - ``pipeline_status``: what the worker saw last (written by each drain), so a stalled
   worker is visible on the results page without result_fn talking to Redis.
 - ``audit_log``: operator actions such as resetting a poll.
@@ -40,6 +41,7 @@ CREATE TABLE IF NOT EXISTS results_meta (
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 INSERT INTO results_meta (singleton) VALUES (true) ON CONFLICT DO NOTHING;
+ALTER TABLE results_meta ADD COLUMN IF NOT EXISTS reset_at_ms bigint NOT NULL DEFAULT 0;
 CREATE TABLE IF NOT EXISTS pipeline_status (
     singleton           boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     worker_seen_at      timestamptz,

@@ -74,7 +74,8 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
 def db(database_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
     """An autocommit connection to a database with no voting tables (a fresh start)."""
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS ballots, tallies, results_meta")
+        conn.execute("DROP TABLE IF EXISTS ballots, tallies, results_meta, pipeline_status, "
+                     "audit_log")
         yield conn
 
 

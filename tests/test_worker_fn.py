@@ -115,3 +115,46 @@ def test_status_command_shows_queue_claims_dead_letters_and_last_batch(
     assert status["queued"] == 4 and status["dead_letters"] == 1
     assert status["claims"] == [{"batch": "crashed:0", "votes": 1, "lease_ms_left": 0}]
     assert status["counted"] == 7 and status["last_batch_votes"] == 7
+
+
+ADMIN = "admin-token-0123456789abcdef"
+
+
+def test_reset_needs_the_admin_token_and_is_audited(environ: dict[str, str],
+                                                    redis_client: redis.Redis, db: Conn) -> None:
+    """POST /admin/reset without the token is refused; with it the poll empties, the reset is
+    in audit_log, and votes accepted before the reset that were still queued never count."""
+    settings = WorkerSettings.from_env({**environ, "WORKER_ADMIN_TOKEN": ADMIN})
+    with TestClient(create_app(settings)) as client:
+        push(redis_client, make_votes(voters=10, changes=0))
+        client.post("/events")
+        late = make_votes(voters=3, changes=0, seed=5)  # accepted long ago, still queued
+        push(redis_client, late)
+        body = {"actor": "alice", "reason": "new question"}
+        assert client.post("/admin/reset", json=body).status_code == 401
+        assert client.post("/admin/reset", json=body,
+                           headers={"Authorization": "Bearer wrong"}).status_code == 401
+        outcome = client.post("/admin/reset", json=body,
+                              headers={"Authorization": f"Bearer {ADMIN}"}).json()
+        assert outcome["ballots_removed"] == 10
+        assert client.post("/events").json()["claimed"] == 3
+    assert tally(db) == {}
+    assert db.execute("SELECT action, actor, detail->>'reason' FROM audit_log").fetchall() == [
+        ("reset", "http:alice", "new question")]
+
+
+def test_reset_is_off_without_a_token(client: TestClient) -> None:
+    assert client.post("/admin/reset", json={"actor": "x"}).status_code == 404
+
+
+def test_reset_from_the_shell_is_audited(function_env: dict[str, str], redis_client: redis.Redis,
+                                         db: Conn) -> None:
+    push(redis_client, make_votes(voters=4, changes=0))
+    subprocess.run([sys.executable, "-m", "worker_fn"], cwd=REPO, env=function_env, check=True,
+                   capture_output=True, timeout=60)
+    run = subprocess.run([sys.executable, "-m", "worker_fn", "reset", "--actor", "bob", "--yes"],
+                         cwd=REPO, env=function_env, capture_output=True, text=True, timeout=60,
+                         check=True)
+    assert json.loads(run.stdout)["ballots_removed"] == 4
+    assert tally(db) == {}
+    assert db.execute("SELECT actor FROM audit_log").fetchall() == [("cli:bob",)]

@@ -1,5 +1,6 @@
 """``python -m worker_fn``: one drain from a shell, until the queue is empty.
-``python -m worker_fn status``: the pipeline as the worker sees it, as JSON."""
+``python -m worker_fn status``: the pipeline as the worker sees it, as JSON.
+``python -m worker_fn reset --actor NAME --reason TEXT --yes``: empty the poll (audited)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from redis.exceptions import RedisError
 from common.database import open_pool
 from common.redis_client import open_redis
 from common.settings import exit_on_error
+from worker_fn.admin import reset_poll
 from worker_fn.drain import DependencyDown, Drain, DrainLimits
 from worker_fn.settings import WorkerSettings
 from worker_fn.status import pipeline_status
@@ -50,16 +52,31 @@ async def show_status(settings: WorkerSettings) -> int:
     return 0
 
 
+async def reset(settings: WorkerSettings, actor: str, reason: str) -> int:
+    async with open_pool(settings.database_url, max_size=1) as pool, pool.connection() as conn:
+        outcome = await reset_poll(conn, f"cli:{actor}", reason)
+    print(json.dumps(outcome))
+    return 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m worker_fn", description=__doc__)
-    parser.add_argument("command", nargs="?", choices=("drain", "status"), default="drain")
+    parser.add_argument("command", nargs="?", choices=("drain", "status", "reset"),
+                        default="drain")
     parser.add_argument("--budget", type=float, default=None,
                         help="drain: seconds to drain at most (default: WORKER_BUDGET_SECONDS)")
+    parser.add_argument("--actor", help="reset: who resets (recorded in audit_log)")
+    parser.add_argument("--reason", default="", help="reset: why (recorded in audit_log)")
+    parser.add_argument("--yes", action="store_true", help="reset: really empty the poll")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     settings = exit_on_error(WorkerSettings.from_env)
     if args.command == "status":
         sys.exit(asyncio.run(show_status(settings)))
+    if args.command == "reset":
+        if not (args.actor and args.yes):
+            parser.error("reset empties the poll: pass --actor NAME and --yes")
+        sys.exit(asyncio.run(reset(settings, args.actor, args.reason)))
     budget = settings.budget_s if args.budget is None else args.budget
     sys.exit(asyncio.run(drain_once(settings, budget)))
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import hmac
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypedDict
 
 import psycopg
@@ -12,7 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from common import observability
@@ -20,6 +21,7 @@ from common.database import open_pool
 from common.logs import configure_logging
 from common.redis_client import RedisClient, open_redis
 from common.settings import exit_on_error
+from worker_fn.admin import reset_poll
 from worker_fn.drain import DependencyDown, Drain, DrainLimits
 from worker_fn.settings import WorkerSettings
 
@@ -71,6 +73,32 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
+def admin_reset(token: str | None) -> Callable[[Request], Awaitable[Response]]:
+    async def reset(request: Request) -> Response:
+        """Reset the poll; needs ``Authorization: Bearer <WORKER_ADMIN_TOKEN>``."""
+        if token is None:
+            return JSONResponse({"error": "admin actions are off: set WORKER_ADMIN_TOKEN"}, 404)
+        sent = request.headers.get("authorization", "").removeprefix("Bearer ").encode()
+        if not hmac.compare_digest(sent, token.encode()):
+            return JSONResponse({"error": "wrong or missing admin token"}, 401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        try:
+            body = await request.json()
+            actor, reason = str(body["actor"])[:100], str(body.get("reason", ""))[:500]
+        except (ValueError, KeyError, TypeError):
+            return JSONResponse({"error": 'send {"actor": "<who>", "reason": "<why>"}'}, 400)
+        pool: AsyncConnectionPool = request.state.pool
+        try:
+            async with pool.connection(timeout=5.0) as conn:
+                outcome = await reset_poll(conn, f"http:{actor}", reason)
+        except psycopg.OperationalError as error:
+            return JSONResponse({"error": f"PostgreSQL is unreachable: {error}"}, 503)
+        log.warning("poll reset by %s: %s", actor, outcome)
+        return JSONResponse(outcome)
+
+    return reset
+
+
 def create_app(settings: WorkerSettings | None = None) -> Starlette:
     settings = settings or exit_on_error(WorkerSettings.from_env)
     configure_logging(settings.log_format, "worker")
@@ -92,6 +120,7 @@ def create_app(settings: WorkerSettings | None = None) -> Starlette:
         routes=[Route("/events", run_drain, methods=["POST"]),
                 Route("/healthz", healthz),
                 Route("/readyz", readyz),
+                Route("/admin/reset", admin_reset(settings.admin_token), methods=["POST"]),
                 observability.metrics_route],
         middleware=observability.middleware("worker"),
         lifespan=lifespan,

@@ -24,6 +24,8 @@ _UPSERT = """
 WITH changed AS (
     INSERT INTO ballots AS b (voter, option, vote_id, accepted_ms)
     SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::bigint[])
+        AS v(voter, option, vote_id, accepted_ms)
+    WHERE v.accepted_ms >= (SELECT reset_at_ms FROM results_meta)
     ON CONFLICT (voter) DO UPDATE
         SET option = excluded.option, vote_id = excluded.vote_id,
             accepted_ms = excluded.accepted_ms

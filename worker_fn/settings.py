@@ -23,6 +23,7 @@ class WorkerSettings:
     batch_max: int
     lease_s: float  # a claim whose owner stopped renewing it for this long is recovered
     log_format: str = "json"
+    admin_token: str | None = None  # enables POST /admin/reset (Authorization: Bearer ...)
     failpoint: str | None = None  # tests only: see FAILPOINTS
 
     @classmethod
@@ -36,8 +37,15 @@ class WorkerSettings:
             batch_max=env.integer("WORKER_BATCH_MAX", 20_000, low=1, high=1_000_000),
             lease_s=env.number("WORKER_LEASE_SECONDS", 30.0, low=0.1, high=3600),
             log_format=log_format(env),
+            admin_token=_admin_token(env.optional("WORKER_ADMIN_TOKEN")),
             failpoint=_failpoint(env.optional("WORKER_FAILPOINT")),
         )
+
+
+def _admin_token(value: str | None) -> str | None:
+    if value is not None and len(value) < 24:
+        raise SettingsError("WORKER_ADMIN_TOKEN is too short: use at least 24 random characters")
+    return value
 
 
 def _failpoint(value: str | None) -> str | None:
