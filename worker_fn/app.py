@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import logging
@@ -22,14 +23,41 @@ from common.logs import configure_logging
 from common.redis_client import RedisClient, open_redis
 from common.settings import exit_on_error
 from worker_fn.admin import reset_poll
-from worker_fn.drain import DependencyDown, Drain, DrainLimits
+from worker_fn.drain import DependencyDown, Drain, DrainLimits, DrainReport
 from worker_fn.settings import WorkerSettings
 
 log = logging.getLogger("worker_fn")
 
 
+SHUTDOWN_GRACE_S = 5.0  # how long shutdown waits for cancelled drains to give back claims
+
+
+class InFlight:
+    """The drains running now, so that shutdown can cancel them and wait for them to hand
+    their claims back (a drain cut off harder than that is recovered by its lease)."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[DrainReport]] = set()
+
+    async def run(self, drain: Drain) -> DrainReport:
+        task = asyncio.create_task(drain.run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return await asyncio.shield(task)
+
+    async def cancel_all(self) -> None:
+        if not self._tasks:
+            return
+        log.warning("shutting down: cancelling %d drain(s); their claims go back to the "
+                    "queue", len(self._tasks))
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.wait(self._tasks, timeout=SHUTDOWN_GRACE_S)
+
+
 class State(TypedDict):
     drain: Drain
+    in_flight: InFlight
     pool: AsyncConnectionPool
     redis: RedisClient
 
@@ -37,8 +65,9 @@ class State(TypedDict):
 async def run_drain(request: Request) -> JSONResponse:
     """One drain; the body (a scheduler event) is not needed and is ignored."""
     drain: Drain = request.state.drain
+    in_flight: InFlight = request.state.in_flight
     try:
-        report = await drain.run()
+        report = await in_flight.run(drain)
     except DependencyDown as error:
         log.warning("drain failed: %s", error)
         return JSONResponse({"error": str(error), "hint": "votes stay queued; the next "
@@ -109,11 +138,13 @@ def create_app(settings: WorkerSettings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         redis = open_redis(settings.redis)
+        in_flight = InFlight()
         async with open_pool(settings.database_url, max_size=3) as pool:
             try:
                 yield {"drain": Drain(redis, pool, settings.options, limits), "pool": pool,
-                       "redis": redis}
+                       "redis": redis, "in_flight": in_flight}
             finally:
+                await in_flight.cancel_all()
                 await redis.aclose()
 
     return Starlette(
