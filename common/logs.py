@@ -42,5 +42,7 @@ def configure_logging(fmt: str = "text", function: str = "-") -> None:
     root.setLevel(logging.INFO)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name)
+        if name == "uvicorn.access" and not logger.handlers:
+            continue  # uvicorn --no-access-log turned it off: leave it off
         logger.handlers.clear()
         logger.propagate = True

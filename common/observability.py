@@ -11,12 +11,13 @@ REQUEST_ID_HEADER = "X-Request-ID"
 UNMEASURED_PATHS = ["/metrics", "/healthz", "/readyz"]
 
 
-def middleware(function: str) -> list[Middleware]:
+def middleware(function: str, unmeasured: tuple[str, ...] = ()) -> list[Middleware]:
     """Request id first (so every log line of the request has it), then HTTP metrics."""
     return [
         Middleware(CorrelationIdMiddleware, header_name=REQUEST_ID_HEADER),
         Middleware(PrometheusMiddleware, app_name=function, prefix="http",
-                   group_paths=True, skip_paths=UNMEASURED_PATHS),
+                   group_paths=True,
+                   skip_paths=[*UNMEASURED_PATHS, *unmeasured]),
     ]
 
 

@@ -103,6 +103,8 @@ def build(settings: LocalSettings, manager: Manager) -> None:
     # The local worker waits on the queue nearly all the time, reporting every second:
     # three seconds unseen means it is stopped.
     function_env.setdefault("PIPELINE_STALL_SECONDS", "3")
+    # the vote page links to the results page and follows its receipt there
+    function_env.setdefault("RESULTS_URL", f"http://127.0.0.1:{settings.result_port}")
     for spec in profile.FUNCTIONS:
         manager.add_process(spec.name, command(
             *profile.uvicorn_argv(spec, "127.0.0.1", ports[spec.name])), env=function_env)

@@ -17,14 +17,14 @@ class FunctionSpec:
     settings: tuple[str, ...]  # every environment variable its settings read
 
 
-COMMON = ("VOTE_OPTIONS",)
+COMMON = ("VOTE_OPTIONS", "LOG_FORMAT")
 REDIS = ("REDIS_URL", "REDIS_CLUSTER", "REDIS_TIMEOUT_SECONDS")
 
 FUNCTIONS = (
     FunctionSpec("vote", "vote_fn", "vote_fn.app:create_app", "/healthz",
-                 (*COMMON, *REDIS, "VOTE_SECRET", "INSTANCE_ID")),
+                 (*COMMON, *REDIS, "VOTE_SECRET", "INSTANCE_ID", "RESULTS_URL")),
     FunctionSpec("worker", "worker_fn", "worker_fn.app:create_app", "/healthz",
-                 (*COMMON, "LOG_FORMAT", *REDIS, "DATABASE_URL", "WORKER_BUDGET_SECONDS",
+                 (*COMMON, *REDIS, "DATABASE_URL", "WORKER_BUDGET_SECONDS",
                   "WORKER_BATCH_MAX", "WORKER_LEASE_SECONDS", "WORKER_ADMIN_TOKEN",
                   "WORKER_FAILPOINT")),
     FunctionSpec("result", "result_fn", "result_fn.app:create_app", "/healthz",

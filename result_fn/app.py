@@ -1,4 +1,7 @@
-"""result_fn: ``GET /`` results page, ``GET /api/results``, ``GET /stream`` (SSE), ``/healthz``."""
+"""result_fn: ``GET /`` results page, ``GET /api/results``, ``GET /stream`` (SSE), receipts.
+
+It reads PostgreSQL only: never Redis.
+"""
 
 from __future__ import annotations
 
@@ -18,12 +21,14 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from common import observability
 from common.database import open_pool
 from common.event import is_vote_id, is_voter_id
 from common.logs import configure_logging
 from common.runtime import tune_gc
 from common.schema import read_pipeline, read_tally
 from common.settings import exit_on_error
+from result_fn import metrics
 from result_fn.broadcaster import Broadcaster
 from result_fn.pipeline import assess
 from result_fn.receipts import receipt_status
@@ -54,8 +59,8 @@ def unavailable(error: Exception) -> JSONResponse:
 
 
 def create_app(settings: ResultSettings | None = None) -> Starlette:
-    configure_logging()
     settings = settings or exit_on_error(ResultSettings.from_env)
+    configure_logging(settings.log_format, "result")
     templates = Jinja2Templates(directory=HERE / "templates")
 
     async def current(request: Request) -> Results:
@@ -102,17 +107,34 @@ def create_app(settings: ResultSettings | None = None) -> Starlette:
     async def stream(request: Request) -> Response:
         broadcaster: Broadcaster = request.state.broadcaster
         if broadcaster.subscriber_count >= settings.max_subscribers:
+            metrics.REFUSED.labels("process_full").inc()
             return JSONResponse({"error": "too many live viewers on this instance; retry"}, 503,
                                 headers={"Retry-After": "5"})
         # The first event is the full current state, whatever Last-Event-ID says.
         return LiveStream(broadcaster, broadcaster.subscribe(), settings.stream_lifetime_s)
 
     async def healthz(request: Request) -> Response:
+        """Alive and following changes: the LISTEN connection is up."""
         broadcaster: Broadcaster = request.state.broadcaster
         if not broadcaster.listening:
             return JSONResponse({"status": "unavailable",
                                  "postgres": "not listening for changes"}, 503)
         return JSONResponse({"status": "ok", "subscribers": broadcaster.subscriber_count})
+
+    async def readyz(request: Request) -> Response:
+        """Ready: PostgreSQL answers a query and the LISTEN connection is up."""
+        broadcaster: Broadcaster = request.state.broadcaster
+        try:
+            pool: AsyncConnectionPool = request.state.pool
+            async with pool.connection(timeout=1.0) as conn:
+                await conn.execute("SELECT 1")
+        except psycopg.Error as error:
+            return JSONResponse({"status": "unavailable", "postgres": str(error)}, 503,
+                                headers={"Retry-After": "2"})
+        if not broadcaster.listening:
+            return JSONResponse({"status": "unavailable",
+                                 "postgres": "not listening for changes"}, 503)
+        return JSONResponse({"status": "ok"})
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
@@ -121,6 +143,7 @@ def create_app(settings: ResultSettings | None = None) -> Starlette:
                                       poll_s=settings.poll_s, ping_s=settings.stream_ping_s,
                                       retry_ms=settings.stream_retry_ms,
                                       stall_s=settings.stall_s)
+            metrics.SUBSCRIBERS.set_function(lambda: broadcaster.subscriber_count)
             tune_gc()
             async with anyio.create_task_group() as group:
                 group.start_soon(broadcaster.run)
@@ -134,7 +157,11 @@ def create_app(settings: ResultSettings | None = None) -> Starlette:
             Route("/api/receipts/{vote_id}", receipt),
             Route("/stream", stream),
             Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            observability.metrics_route,
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],
+        # /stream is left out of the HTTP metrics: its duration is the stream's lifetime
+        middleware=observability.middleware("result", unmeasured=("/stream",)),
         lifespan=lifespan,
     )

@@ -21,6 +21,7 @@ from sse_starlette import ServerSentEvent
 
 from common.schema import CHANNEL, Tally, ensure_schema, read_pipeline, read_tally
 from common.settings import Options
+from result_fn import metrics
 from result_fn.pipeline import PipelineStatus, assess
 from result_fn.results import Results, build_results
 
@@ -62,6 +63,7 @@ class Subscription:
             latest = broadcaster.latest
             if latest is not None and latest.results.key != self.sent_key:
                 self.sent_key = latest.results.key
+                metrics.EVENTS_SENT.inc()
                 return latest.event
             if broadcaster.pings != self._pings_seen:
                 self._pings_seen = broadcaster.pings

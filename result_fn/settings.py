@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from common.logs import log_format
 from common.settings import Env, Options
 
 
@@ -18,6 +19,7 @@ class ResultSettings:
     max_subscribers: int  # per process; more get a fast 503
     poll_s: float  # safety net: re-read the tallies this often even without NOTIFY
     stall_s: float  # the worker unseen this long: the results page says it is stalled
+    log_format: str = "json"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ResultSettings:
@@ -31,4 +33,5 @@ class ResultSettings:
             max_subscribers=env.integer("STREAM_MAX_SUBSCRIBERS", 10_000, low=1, high=1_000_000),
             poll_s=env.number("RESULTS_POLL_SECONDS", 5, low=0.1, high=3600),
             stall_s=env.number("PIPELINE_STALL_SECONDS", 15, low=1, high=3600),
+            log_format=log_format(env),
         )

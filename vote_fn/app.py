@@ -1,42 +1,44 @@
-"""vote_fn: ``GET /`` vote page, ``POST /`` form vote, ``POST /api/vote`` JSON vote, ``/healthz``."""
+"""vote_fn: ``GET /`` vote page, ``POST /`` form vote, ``POST /api/vote`` JSON vote.
+
+A vote is acknowledged only once Redis holds it. Redis unreachable or slow: a 503
+with ``Retry-After`` inside a second, never a hang.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TypedDict
-from urllib.parse import parse_qs
+from typing import Any, TypedDict
+from urllib.parse import urlsplit
 
+import anyio
+import orjson
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from common.event import VoteEvent, is_vote_id
-from common.redis_client import RedisClient, open_redis
+from common import observability
+from common.event import VoteEvent
 from common.logs import configure_logging
+from common.redis_client import RedisClient, open_redis
 from common.settings import exit_on_error
+from vote_fn import metrics
+from vote_fn.ballot import FORM, JSON, BadVote, api_vote, form_vote, read_body
 from vote_fn.queue import VoteQueue
 from vote_fn.settings import VoteSettings
 from vote_fn.voter import CHOICE_COOKIE, COOKIE, MAX_AGE_S, VoterIds
 
 log = logging.getLogger("vote_fn")
 HERE = Path(__file__).parent
-MAX_BODY_BYTES = 1024
 RETRY_AFTER_S = "2"
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
-                               "img-src 'self' data:; connect-src 'self'; base-uri 'none'; "
-                               "form-action 'self'; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-}
+REDIS_DEADLINE_S = 0.8  # a push or ping not done by then is answered 503 (the promise: < 1 s)
+UNAVAILABLE = "the vote queue is unavailable; retry shortly"
 
 
 class State(TypedDict):
@@ -44,25 +46,50 @@ class State(TypedDict):
     queue: VoteQueue
 
 
-class BadVote(Exception):
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status, self.reason = status, reason
+def security_headers(results_url: str) -> dict[str, str]:
+    connect = "'self'"
+    if results_url:  # the page polls receipts from result_fn
+        parts = urlsplit(results_url)
+        connect += f" {parts.scheme}://{parts.netloc}"
+    return {
+        "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
+                                   f"img-src 'self' data:; connect-src {connect}; "
+                                   "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "same-origin",
+    }
+
+
+def json_response(content: dict[str, Any], status: int = 200,
+                  headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(content), status, headers, media_type="application/json")
+
+
+def unavailable(error: BaseException) -> None:
+    metrics.REJECTED.labels("redis_unavailable").inc()
+    log.warning("vote not accepted, Redis unavailable: %s", error or "no answer in time")
 
 
 def create_app(settings: VoteSettings | None = None) -> Starlette:
-    configure_logging()
     settings = settings or exit_on_error(VoteSettings.from_env)
+    configure_logging(settings.log_format, "vote")
     options = settings.options
     voters = VoterIds(settings.secret)
     templates = Jinja2Templates(directory=HERE / "templates")
+    page_headers = security_headers(settings.results_url)
 
     def current_voter(request: Request) -> str | None:
         return voters.verify(request.cookies.get(COOKIE))
 
-    def remember(response: Response, request: Request, voter: str, choice: str) -> None:
+    def remember(response: Response, request: Request, event: VoteEvent) -> None:
+        """Set the cookies that changed (signing and cookie formatting cost real time)."""
         secure = request.url.scheme == "https"
-        for name, value in ((COOKIE, voters.sign(voter)), (CHOICE_COOKIE, choice)):
+        changed = []
+        if current_voter(request) != event.voter:
+            changed.append((COOKIE, voters.sign(event.voter)))
+        if request.cookies.get(CHOICE_COOKIE) != event.option:
+            changed.append((CHOICE_COOKIE, event.option))
+        for name, value in changed:
             response.set_cookie(name, value, max_age=MAX_AGE_S, httponly=True, samesite="lax",
                                 secure=secure)
 
@@ -72,34 +99,24 @@ def create_app(settings: VoteSettings | None = None) -> Starlette:
             choice = None
         response = templates.TemplateResponse(request, "vote.html", {
             "options": options.items, "choice": choice, "instance_id": settings.instance_id,
-            "error": error,
-        }, status_code=status, headers=SECURITY_HEADERS)
+            "error": error, "results_url": settings.results_url,
+        }, status_code=status, headers=page_headers)
         if status == 503:
             response.headers["Retry-After"] = RETRY_AFTER_S
         return response
 
-    async def read_body(request: Request, content_type: str) -> bytes:
-        if request.headers.get("content-type", "").split(";")[0].strip().lower() != content_type:
-            raise BadVote(415, f"send the vote as {content_type}")
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY_BYTES:
-                raise BadVote(413, f"the body is over {MAX_BODY_BYTES} bytes")
-        return body
-
-    def checked_option(value: object) -> str:
-        if not isinstance(value, str) or value not in options:
-            raise BadVote(422, f"unknown option: choose one of {', '.join(options.ids)}")
-        return value
-
     async def cast(request: Request, option: str, vote_id: str | None = None) -> VoteEvent:
-        voter = current_voter(request) or VoterIds.new()
-        event = VoteEvent.new(voter, option)
+        """Queue the vote; returns once Redis holds it. Raises TimeoutError or RedisError."""
+        voter = current_voter(request)
+        event = VoteEvent.new("", option)
         if vote_id is not None:  # a client retrying a vote reuses its id: counted once
-            event = VoteEvent(vote_id, voter, option, event.accepted_ms)
+            voter = voter or voters.for_vote(vote_id)
+            event = event._replace(vote_id=vote_id)
+        event = event._replace(voter=voter or VoterIds.new())
         queue: VoteQueue = request.state.queue
-        await queue.push(event.encode())
+        with anyio.fail_after(REDIS_DEADLINE_S):
+            await queue.push(event.encode())
+        metrics.ACCEPTED.inc()
         return event
 
     async def show(request: Request) -> Response:
@@ -107,56 +124,43 @@ def create_app(settings: VoteSettings | None = None) -> Starlette:
 
     async def vote_form(request: Request) -> Response:
         try:
-            body = await read_body(request, "application/x-www-form-urlencoded")
-            try:
-                fields = parse_qs(body.decode(), strict_parsing=True, max_num_fields=4)
-            except (UnicodeDecodeError, ValueError):
-                raise BadVote(400, "the form is malformed") from None
-            values = fields.get("vote", [])
-            if len(values) != 1:
-                raise BadVote(400, "send exactly one vote field")
-            event = await cast(request, checked_option(values[0]))
+            event = await cast(request, form_vote(await read_body(request, FORM), options))
         except BadVote as bad:
+            metrics.REJECTED.labels(bad.label).inc()
             return page(request, bad.status, bad.reason)
-        except RedisError as error:
-            log.warning("vote not accepted, Redis unavailable: %s", error)
+        except (RedisError, TimeoutError) as error:
+            unavailable(error)
             return page(request, 503, "Votes cannot be accepted right now. Please try again "
                         "in a few seconds.")
         response = RedirectResponse("/", status_code=303)
-        remember(response, request, event.voter, event.option)
+        remember(response, request, event)
         return response
 
     async def vote_api(request: Request) -> Response:
         try:
-            body = await read_body(request, "application/json")
-            try:
-                document = json.loads(body)
-            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-                raise BadVote(400, "the body is not valid JSON") from None
-            if not isinstance(document, dict):
-                raise BadVote(400, 'send a JSON object such as {"vote": "cats"}')
-            vote_id = document.get("vote_id")
-            if vote_id is not None and not is_vote_id(vote_id):
-                raise BadVote(422, "vote_id must be 32 lower-case hex digits")
-            event = await cast(request, checked_option(document.get("vote")), vote_id)
+            option, vote_id = api_vote(await read_body(request, JSON), options)
+            event = await cast(request, option, vote_id)
         except BadVote as bad:
-            return JSONResponse({"error": bad.reason}, bad.status)
-        except RedisError as error:
-            log.warning("vote not accepted, Redis unavailable: %s", error)
-            return JSONResponse({"error": "the vote queue is unavailable; retry shortly"}, 503,
-                                headers={"Retry-After": RETRY_AFTER_S})
-        response = JSONResponse({"vote_id": event.vote_id, "voter": event.voter,
-                                 "vote": event.option, "accepted_ms": event.accepted_ms}, 202)
-        remember(response, request, event.voter, event.option)
+            metrics.REJECTED.labels(bad.label).inc()
+            return json_response({"error": bad.reason}, bad.status)
+        except (RedisError, TimeoutError) as error:
+            unavailable(error)
+            return json_response({"error": UNAVAILABLE}, 503, {"Retry-After": RETRY_AFTER_S})
+        response = json_response({"vote_id": event.vote_id, "voter": event.voter,
+                                  "vote": event.option, "accepted_ms": event.accepted_ms}, 202)
+        remember(response, request, event)
         return response
 
     async def healthz(request: Request) -> Response:
+        """vote_fn can do its one job only while Redis answers, so health includes Redis."""
         try:
-            await request.state.redis.ping()
-        except RedisError as error:
-            return JSONResponse({"status": "unavailable", "redis": str(error)}, 503,
-                                headers={"Retry-After": RETRY_AFTER_S})
-        return JSONResponse({"status": "ok"})
+            with anyio.fail_after(REDIS_DEADLINE_S):
+                await request.state.redis.ping()
+        except (RedisError, TimeoutError) as error:
+            return json_response({"status": "unavailable",
+                                  "redis": str(error) or "no answer in time"}, 503,
+                                 {"Retry-After": RETRY_AFTER_S})
+        return json_response({"status": "ok"})
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
@@ -172,7 +176,10 @@ def create_app(settings: VoteSettings | None = None) -> Starlette:
             Route("/", vote_form, methods=["POST"]),
             Route("/api/vote", vote_api, methods=["POST"]),
             Route("/healthz", healthz),
+            Route("/readyz", healthz),
+            observability.metrics_route,
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],
+        middleware=observability.middleware("vote"),
         lifespan=lifespan,
     )

@@ -1,0 +1,145 @@
+"""What operators see of vote_fn and result_fn: /metrics that move, /readyz, request ids,
+JSON log lines that carry the request id and never a voter or a choice.
+(worker_fn's are in test_worker_fn.py.)"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import httpx2 as httpx
+import psycopg
+import pytest
+import redis
+from prometheus_client.parser import text_string_to_metric_families
+from starlette.testclient import TestClient
+
+from local.servers import free_port
+from result_fn.app import create_app as create_result_app
+from result_fn.settings import ResultSettings
+from tests.functions import FunctionProcess
+from tests.servers import REPO, wait_until
+from tests.sse import events
+from vote_fn.app import create_app as create_vote_app
+from vote_fn.settings import VoteSettings
+
+from .helpers import make_votes, push
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in a /metrics page (0 when absent)."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return 0.0
+
+
+@pytest.fixture
+def vote(environ: dict[str, str], redis_client: redis.Redis) -> Iterator[TestClient]:
+    with TestClient(create_vote_app(VoteSettings.from_env(environ))) as client:
+        yield client
+
+
+def test_vote_metrics_count_accepted_and_rejected_votes_by_reason(vote: TestClient) -> None:
+    before = vote.get("/metrics").text
+    vote.post("/api/vote", json={"vote": "cats"})
+    vote.post("/api/vote", json={"vote": "dogs"})
+    vote.post("/api/vote", json={"vote": "hamsters"})
+    vote.post("/api/vote", content=b"{", headers={"Content-Type": "application/json"})
+    after = vote.get("/metrics").text
+    assert metric(after, "vote_votes_accepted_total") - \
+        metric(before, "vote_votes_accepted_total") == 2
+    for reason in ("unknown_option", "malformed"):
+        assert metric(after, "vote_votes_rejected_total", reason=reason) - \
+            metric(before, "vote_votes_rejected_total", reason=reason) == 1
+    assert metric(after, "http_requests_total", method="POST", path="/api/vote",
+                  status_code="202") >= 2
+
+
+def test_vote_readyz_and_request_id(vote: TestClient, environ: dict[str, str]) -> None:
+    assert vote.get("/readyz").json() == {"status": "ok"}
+    sent = "0123456789abcdef0123456789abcdef"
+    assert vote.get("/", headers={"X-Request-ID": sent}).headers["x-request-id"] == sent
+    down = {**environ, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    with TestClient(create_vote_app(VoteSettings.from_env(down))) as client:
+        response = client.get("/readyz")
+    assert response.status_code == 503 and "redis" in response.json()
+
+
+def test_vote_logs_are_json_with_request_id_and_no_voter_or_choice(
+        function_env: dict[str, str], redis_client: redis.Redis) -> None:
+    """A vote, and a vote refused because Redis is down: every line is JSON; the warning
+    carries the request id; no line holds the voter id or the choice."""
+    script = ("import json, sys\n"
+              "from starlette.testclient import TestClient\n"
+              "from vote_fn.app import create_app\n"
+              "with TestClient(create_app()) as c:\n"
+              "    print(json.dumps(c.post('/api/vote', json={'vote': 'dogs'}).json()))\n")
+    run = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
+                         text=True, env=function_env, timeout=60, check=True)
+    receipt = json.loads(run.stdout)
+    down = {**function_env, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    refused = subprocess.run(
+        [sys.executable, "-c", script.replace("json={'vote': 'dogs'}",
+                                              "json={'vote': 'dogs'}, "
+                                              "headers={'X-Request-ID': 'cd' * 16}")],
+        cwd=REPO, capture_output=True, text=True, env=down, timeout=60, check=True)
+    assert json.loads(refused.stdout)["error"]
+    lines = [*run.stderr.splitlines(), *refused.stderr.splitlines()]
+    parsed = [json.loads(line) for line in lines if line.strip()]
+    warnings = [line for line in parsed if line["level"] == "WARNING"]
+    assert warnings and warnings[0]["request_id"] == "cd" * 16
+    assert warnings[0]["function"] == "vote"
+    text = "\n".join(lines)
+    assert receipt["voter"] not in text and "dogs" not in text
+
+
+@pytest.fixture
+def result(function_env: dict[str, str], db: psycopg.Connection[tuple[object, ...]],
+           tmp_path: Path) -> Iterator[FunctionProcess]:
+    process = FunctionProcess("result", function_env, tmp_path).start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.mark.anyio
+async def test_result_metrics_count_subscribers_and_events(
+        result: FunctionProcess, function_env: dict[str, str],
+        redis_client: redis.Redis) -> None:
+    async with httpx.AsyncClient(base_url=result.url, timeout=10) as client:
+        assert (await client.get("/readyz")).json() == {"status": "ok"}
+        async with client.stream("GET", "/stream") as response:
+            stream = events(response)
+            await anext(stream)  # the snapshot
+            page = (await client.get("/metrics")).text
+            assert metric(page, "result_sse_subscribers") == 1
+            sent = metric(page, "result_sse_events_sent_total")
+            assert sent >= 1
+            push(redis_client, make_votes(voters=3, changes=0))
+            subprocess.run([sys.executable, "-m", "worker_fn", "--budget", "5"], cwd=REPO,
+                           env=function_env, check=True, capture_output=True, timeout=60)
+            await anext(stream)  # the change
+            page = (await client.get("/metrics")).text
+            assert metric(page, "result_sse_events_sent_total") >= sent + 1
+
+        async def closed() -> bool:
+            return metric((await client.get("/metrics")).text, "result_sse_subscribers") == 0
+        for _ in range(100):
+            if await closed():
+                break
+            await anyio.sleep(0.05)
+        assert await closed()
+
+
+def test_result_readyz_names_postgres_when_down(environ: dict[str, str]) -> None:
+    down = {**environ, "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/x"}
+    with TestClient(create_result_app(ResultSettings.from_env(down))) as client:
+        wait_until(lambda: client.get("/readyz").status_code == 503, 5, "readyz 503")
+        assert "postgres" in client.get("/readyz").json()
