@@ -1,0 +1,229 @@
+"""local/profile.py is the one description of the deployment; template.yaml, local/compose.yaml,
+the Dockerfiles and the settings code must agree with it. Each test names what drifted."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import shlex
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pytest
+import yaml
+from samtranslator.yaml_helper import yaml_parse
+
+from common.settings import SettingsError
+from local import profile
+from local.profile import FunctionSpec
+from tests.servers import REPO
+from tests.test_cloud_offline import rate_seconds, sam_transform
+
+VALID = {"REDIS_URL": "redis://127.0.0.1:1/0", "DATABASE_URL": "postgresql://u@127.0.0.1:1/db",
+         "VOTE_SECRET": "x" * 32}
+IMAGE_PORT = "8080"  # the images' ENV PORT, which compose's health checks and URLs use
+SPECS = {spec.name: spec for spec in profile.FUNCTIONS}
+SUPPORT_SERVICES = {"valkey", "postgres", "lb", "scheduler"}
+
+
+def adapter_variable(name: str) -> bool:
+    """Set for the Lambda Web Adapter (or read by it), not by the app."""
+    return name.startswith("AWS_LWA_") or name == "PORT"
+
+
+class RecordingEnviron(dict[str, str]):
+    """An environment that notes every name the settings code looks up."""
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        super().__init__(values)
+        self.read: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> str:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        self.read.add(str(key))
+        return super().__contains__(key)
+
+
+def settings_class(spec: FunctionSpec) -> Any:
+    module = importlib.import_module(f"{spec.package}.settings")
+    return getattr(module, f"{spec.name.capitalize()}Settings")
+
+
+def required_settings(spec: FunctionSpec) -> set[str]:
+    """The settings without a default: leaving one out stops the function at start-up."""
+    required = set()
+    for name in VALID:
+        try:
+            settings_class(spec).from_env({k: v for k, v in VALID.items() if k != name})
+        except SettingsError:
+            required.add(name)
+    return required
+
+
+def logical_id(spec: FunctionSpec) -> str:
+    return f"{spec.name.capitalize()}Function"
+
+
+@pytest.fixture(scope="module")
+def raw_template() -> dict[str, Any]:
+    return dict(yaml_parse((REPO / "template.yaml").read_text()))
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return sam_transform((REPO / "template.yaml").read_text())
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return dict(yaml.safe_load((REPO / "local" / "compose.yaml").read_text()))
+
+
+def dockerfile_instructions(spec: FunctionSpec) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
+    text = (REPO / spec.package / "Dockerfile").read_text().replace("\\\n", " ")
+    lines = [line.strip() for line in text.splitlines()]
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines
+            if line and not line.startswith("#")]
+
+
+def functions_in(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: resource for name, resource in template["Resources"].items()
+            if resource["Type"] == "AWS::Lambda::Function"}
+
+
+def names(variables: Iterable[str]) -> set[str]:
+    return {name for name in variables if not adapter_variable(name)}
+
+
+@pytest.mark.parametrize("spec", profile.FUNCTIONS, ids=lambda spec: spec.name)
+def test_the_settings_code_reads_exactly_the_profiles_settings(spec: FunctionSpec) -> None:
+    """from_env looks up exactly the names the profile lists for the function."""
+    assert len(set(spec.settings)) == len(spec.settings), "a setting is listed twice"
+    environ = RecordingEnviron(VALID)
+    settings_class(spec).from_env(environ)
+    assert environ.read == set(spec.settings)
+
+
+@pytest.mark.parametrize("spec", profile.FUNCTIONS, ids=lambda spec: spec.name)
+def test_the_health_path_is_a_route_of_the_app(spec: FunctionSpec) -> None:
+    """The health path the template and compose probe is one the app serves."""
+    module = importlib.import_module(f"{spec.package}.app")
+    app = module.create_app(settings_class(spec).from_env(VALID))
+    assert spec.app == f"{spec.package}.app:create_app"
+    assert spec.health_path in {getattr(route, "path", None) for route in app.routes}
+
+
+def test_the_same_functions_everywhere(raw_template: dict[str, Any], template: dict[str, Any],
+                                      compose: dict[str, Any]) -> None:
+    """The template's functions, compose's app services and the Dockerfiles are the profile's."""
+    assert set(functions_in(template)) == {logical_id(spec) for spec in profile.FUNCTIONS}
+    built = {name: service["build"] for name, service in compose["services"].items()
+             if "build" in service}
+    assert built == {spec.name: {"context": "..", "dockerfile": f"{spec.package}/Dockerfile"}
+                     for spec in profile.FUNCTIONS}
+    assert set(compose["services"]) == set(SPECS) | SUPPORT_SERVICES
+    for spec in profile.FUNCTIONS:
+        metadata = raw_template["Resources"][logical_id(spec)]["Metadata"]
+        assert metadata["Dockerfile"] == f"{spec.package}/Dockerfile"
+        assert metadata["DockerContext"] == "."
+        assert raw_template["Resources"][logical_id(spec)]["Properties"]["PackageType"] == "Image"
+
+
+@pytest.mark.parametrize("spec", profile.FUNCTIONS, ids=lambda spec: spec.name)
+def test_the_image_runs_the_profiles_command(spec: FunctionSpec) -> None:
+    """Each image copies its package and common/, sets PORT, and runs uvicorn_argv()."""
+    instructions = dockerfile_instructions(spec)
+    [cmd] = [json.loads(args) for name, args in instructions if name == "CMD"]
+    assert cmd[:2] == ["sh", "-c"]
+    assert shlex.split(cmd[2]) == ["exec", *profile.uvicorn_argv(spec, "0.0.0.0", "$PORT")]
+    final_stage = instructions[max(i for i, (name, _) in enumerate(instructions)
+                                   if name == "FROM"):]
+    env = [part for name, args in final_stage if name == "ENV" for part in args.split()]
+    assert f"PORT={IMAGE_PORT}" in env
+    copies = {args for name, args in final_stage if name == "COPY"}
+    assert {"common/ common/", f"{spec.package}/ {spec.package}/"} <= copies
+
+
+@pytest.mark.parametrize("spec", profile.FUNCTIONS, ids=lambda spec: spec.name)
+def test_the_template_sets_only_the_functions_settings(spec: FunctionSpec,
+                                                       template: dict[str, Any]) -> None:
+    """The template sets only variables the function (or the adapter) reads, and all required."""
+    variables = functions_in(template)[logical_id(spec)]["Properties"]["Environment"]["Variables"]
+    assert names(variables) <= set(spec.settings)
+    assert required_settings(spec) <= set(variables)
+    assert variables.get("AWS_LWA_READINESS_CHECK_PATH", spec.health_path) == spec.health_path
+
+
+def test_the_template_matches_the_schedule_budget_and_timeout(template: dict[str, Any]) -> None:
+    """Schedule rate, drain budget, timeout and the adapter's event path are the profile's."""
+    worker = functions_in(template)[logical_id(SPECS["worker"])]["Properties"]
+    schedules = [r["Properties"] for r in template["Resources"].values()
+                 if r["Type"] == "AWS::Scheduler::Schedule"]
+    assert [s["Target"]["Arn"] for s in schedules] == [
+        {"Fn::GetAtt": [logical_id(SPECS["worker"]), "Arn"]}]
+    assert [rate_seconds(s["ScheduleExpression"]) for s in schedules] == [
+        profile.SCHEDULE_SECONDS]
+    variables = worker["Environment"]["Variables"]
+    assert float(variables["WORKER_BUDGET_SECONDS"]) == profile.WORKER_BUDGET_SECONDS
+    assert worker["Timeout"] == profile.WORKER_TIMEOUT_SECONDS
+    assert profile.WORKER_BUDGET_SECONDS < profile.WORKER_TIMEOUT_SECONDS
+    assert variables["AWS_LWA_PASS_THROUGH_PATH"] == profile.WORKER_EVENTS_PATH
+
+
+def test_the_load_balancer_checks_the_vote_health_path(template: dict[str, Any]) -> None:
+    """The ALB target group probes vote_fn on the profile's health path."""
+    [group] = [r["Properties"] for r in template["Resources"].values()
+               if r["Type"] == "AWS::ElasticLoadBalancingV2::TargetGroup"]
+    assert group["HealthCheckPath"] == SPECS["vote"].health_path
+    assert group["Targets"] == [{"Id": {"Fn::GetAtt": [logical_id(SPECS["vote"]), "Arn"]}}]
+
+
+@pytest.mark.parametrize("spec", profile.FUNCTIONS, ids=lambda spec: spec.name)
+def test_compose_sets_only_the_functions_settings(spec: FunctionSpec,
+                                                  compose: dict[str, Any]) -> None:
+    """Compose sets only (and all required) settings, runs the image's command, probes the path."""
+    service = compose["services"][spec.name]
+    assert names(service["environment"]) <= set(spec.settings)
+    assert required_settings(spec) <= set(service["environment"])
+    assert "command" not in service and "entrypoint" not in service
+    assert service["healthcheck"]["test"][:2] == ["CMD", "python"]
+    probe = service["healthcheck"]["test"][-1]
+    assert f"'http://127.0.0.1:{IMAGE_PORT}{spec.health_path}'" in probe
+    assert service["restart"] == "unless-stopped"
+
+
+def test_compose_mirrors_the_cloud_front_doors_and_schedule(compose: dict[str, Any]) -> None:
+    """Two vote replicas behind nginx, result on 8081, the profile's schedule, budget and path."""
+    services = compose["services"]
+    assert services["vote"]["deploy"]["replicas"] == 2
+    assert "ports" not in services["vote"]
+    assert services["lb"]["ports"] == ["8080:80"]
+    assert services["lb"]["healthcheck"]["test"][-1] == f"http://127.0.0.1{SPECS['vote'].health_path}"
+    assert services["result"]["ports"] == [f"8081:{IMAGE_PORT}"]
+    assert (float(services["worker"]["environment"]["WORKER_BUDGET_SECONDS"])
+            == profile.WORKER_BUDGET_SECONDS)
+
+    scheduler = services["scheduler"]
+    assert int(scheduler["environment"]["SCHEDULE_SECONDS"]) == profile.SCHEDULE_SECONDS
+    assert (scheduler["environment"]["WORKER_EVENTS_URL"]
+            == f"http://worker:{IMAGE_PORT}{profile.WORKER_EVENTS_PATH}")
+    script = scheduler["command"][0].replace("$$", "$")
+    assert '"$WORKER_EVENTS_URL"' in script and '"$SCHEDULE_SECONDS"' in script
+    assert '"source": "aws.scheduler"' in script and '"detail-type": "Scheduled Event"' in script
+
+
+def test_compose_starts_each_service_after_its_dependencies_are_healthy(
+        compose: dict[str, Any]) -> None:
+    """Every service has a health check and a restart policy, and waits for healthy ones."""
+    for name, service in compose["services"].items():
+        assert "healthcheck" in service and service["restart"] == "unless-stopped", name
+        for dependency in service.get("depends_on", {}).values():
+            assert dependency == {"condition": "service_healthy"}, name
