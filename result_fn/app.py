@@ -15,21 +15,25 @@ import anyio
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from common import observability
+from common import observability, openapi
 from common.database import open_pool
 from common.event import is_vote_id, is_voter_id
+from common.headers import SecurityHeaders
 from common.logs import configure_logging
+from common.proxies import TrustedProxies
 from common.runtime import tune_gc
 from common.schema import read_pipeline, read_tally
 from common.settings import exit_on_error
 from result_fn import metrics
 from result_fn.broadcaster import Broadcaster
+from result_fn.clients import Releasing, StreamsPerClient
 from result_fn.pipeline import assess
 from result_fn.receipts import receipt_status
 from result_fn.results import Results, build_results
@@ -62,6 +66,8 @@ def create_app(settings: ResultSettings | None = None) -> Starlette:
     settings = settings or exit_on_error(ResultSettings.from_env)
     configure_logging(settings.log_format, "result")
     templates = Jinja2Templates(directory=HERE / "templates")
+    proxies = TrustedProxies(settings.trusted_proxies)
+    streams_per_client = StreamsPerClient(settings.max_streams_per_client)
 
     async def current(request: Request) -> Results:
         pool: AsyncConnectionPool = request.state.pool
@@ -92,7 +98,8 @@ def create_app(settings: ResultSettings | None = None) -> Starlette:
         voter = request.query_params.get("voter", "")
         ts = request.query_params.get("ts", "")
         cors = {"Access-Control-Allow-Origin": "*", "Cache-Control": "no-store"}
-        if not (is_vote_id(vote_id) and is_voter_id(voter) and ts.isdigit() and len(ts) < 16):
+        if not (is_vote_id(vote_id) and is_voter_id(voter) and ts.isascii() and ts.isdigit()
+                and len(ts) < 16):
             return JSONResponse({"error": "ask as /api/receipts/<vote_id>?voter=<voter>&ts="
                                  "<accepted_ms>, with the values from the vote's answer"}, 400,
                                 headers=cors)
@@ -110,8 +117,16 @@ def create_app(settings: ResultSettings | None = None) -> Starlette:
             metrics.REFUSED.labels("process_full").inc()
             return JSONResponse({"error": "too many live viewers on this instance; retry"}, 503,
                                 headers={"Retry-After": "5"})
-        # The first event is the full current state, whatever Last-Event-ID says.
-        return LiveStream(broadcaster, broadcaster.subscribe(), settings.stream_lifetime_s)
+        client = proxies.peer(request.scope).address
+        if not streams_per_client.take(client):
+            metrics.REFUSED.labels("client_full").inc()
+            return JSONResponse({"error": "too many live streams from your address; close "
+                                 "another results page or retry later"}, 429,
+                                headers={"Retry-After": "30"})
+        # The first event is the full current state, whatever Last-Event-ID says: the
+        # header is never read, so no value of it can change what is sent.
+        live = LiveStream(broadcaster, broadcaster.subscribe(), settings.stream_lifetime_s)
+        return Releasing(live, lambda: streams_per_client.give_back(client))
 
     async def healthz(request: Request) -> Response:
         """Alive and following changes: the LISTEN connection is up."""
@@ -159,9 +174,11 @@ def create_app(settings: ResultSettings | None = None) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             observability.metrics_route,
+            openapi.route(HERE / "openapi.yaml", settings.options),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],
         # /stream is left out of the HTTP metrics: its duration is the stream's lifetime
-        middleware=observability.middleware("result", unmeasured=("/stream",)),
+        middleware=[*observability.middleware("result", unmeasured=("/stream",)),
+                    Middleware(SecurityHeaders, proxies=proxies)],
         lifespan=lifespan,
     )

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from common.logs import log_format
+from common.proxies import DEFAULT_TRUSTED, Network, parse_trusted
 from common.settings import Env, Options
 
 
@@ -20,6 +21,8 @@ class ResultSettings:
     poll_s: float  # safety net: re-read the tallies this often even without NOTIFY
     stall_s: float  # the worker unseen this long: the results page says it is stalled
     log_format: str = "json"
+    max_streams_per_client: int = 20  # per client address and process; 0: no cap
+    trusted_proxies: tuple[Network, ...] = ()  # whose X-Forwarded-* headers count
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ResultSettings:
@@ -34,4 +37,7 @@ class ResultSettings:
             poll_s=env.number("RESULTS_POLL_SECONDS", 5, low=0.1, high=3600),
             stall_s=env.number("PIPELINE_STALL_SECONDS", 15, low=1, high=3600),
             log_format=log_format(env),
+            max_streams_per_client=env.integer("STREAM_MAX_PER_CLIENT", 20, low=0,
+                                               high=1_000_000),
+            trusted_proxies=env.parsed("FORWARDED_ALLOW_IPS", parse_trusted, DEFAULT_TRUSTED),
         )

@@ -83,7 +83,9 @@ def db(database_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
 def environ(redis_url: str, database_url: str) -> dict[str, str]:
     return {"REDIS_URL": redis_url, "DATABASE_URL": database_url,
             "VOTE_OPTIONS": "cats:Cats,dogs:Dogs", "VOTE_SECRET": SECRET,
-            "WORKER_BUDGET_SECONDS": "0"}
+            "WORKER_BUDGET_SECONDS": "0",
+            # Every test votes from one address; tests/test_security.py turns the limit on.
+            "VOTE_RATE_LIMIT": "0"}
 
 
 __all__ = ["OPTIONS", "SECRET", "ServerProcess"]

@@ -50,7 +50,8 @@ async def cast_votes(vote_url: str, voters: int, changers: int) -> dict[str, int
                         "/api/vote", json={"vote": choice},
                         headers={"cookie": cookie} if cookie else {})
                 assert response.status_code == 202, response.text
-                cookie = f"voter_id={response.cookies['voter_id']}"
+                if "voter_id" in response.cookies:  # set only when it changes
+                    cookie = f"voter_id={response.cookies['voter_id']}"
                 latest[response.json()["voter"]] = choice
 
         async with anyio.create_task_group() as group:

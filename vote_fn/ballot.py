@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from urllib.parse import parse_qs
 
 import orjson
@@ -13,6 +14,8 @@ from common.settings import Options
 MAX_BODY_BYTES = 1024
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
+_NAMED_ONCE = ("vote", "vote_id")  # the fields of a JSON vote; neither may appear twice
+_SPELLED_OUT = tuple(b'"%s"' % name.encode() for name in _NAMED_ONCE)
 
 
 class BadVote(Exception):
@@ -44,13 +47,36 @@ def checked_option(value: object, options: Options) -> str:
 def form_vote(body: bytes, options: Options) -> str:
     """The option of a form post with exactly one ``vote`` field."""
     try:
-        fields = parse_qs(body.decode(), strict_parsing=True, max_num_fields=4)
+        fields = parse_qs(body.decode(), keep_blank_values=True, strict_parsing=True,
+                          max_num_fields=4)
     except (UnicodeDecodeError, ValueError):
         raise BadVote(400, "malformed", "the form is malformed") from None
     values = fields.get("vote", [])
-    if len(values) != 1:
-        raise BadVote(400, "malformed", "send exactly one vote field")
+    if len(values) != 1 or len(fields) != 1:
+        raise BadVote(400, "malformed", "send exactly one field: vote")
     return checked_option(values[0], options)
+
+
+def _reject_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    names = [name for name, _ in pairs]
+    if any(names.count(name) > 1 for name in _NAMED_ONCE):
+        raise BadVote(400, "malformed", "the body names vote or vote_id twice")
+    return dict(pairs)
+
+
+def _names_a_field_twice(body: bytes) -> bool:
+    """Whether the JSON object names vote or vote_id twice (which of the two would count
+    depends on the parser, so the body is refused). Without escapes a name is spelled out,
+    so counting it is enough; the full check runs only when that cannot tell."""
+    if b"\\" not in body and all(body.count(name) <= 1 for name in _SPELLED_OUT):
+        return False
+    try:
+        json.loads(body, object_pairs_hook=_reject_duplicates)
+    except BadVote:
+        return True
+    except (ValueError, RecursionError):
+        return False  # not valid JSON either way: orjson has said so already
+    return False
 
 
 def api_vote(body: bytes, options: Options) -> tuple[str, str | None]:
@@ -61,6 +87,10 @@ def api_vote(body: bytes, options: Options) -> tuple[str, str | None]:
         raise BadVote(400, "malformed", "the body is not valid JSON") from None
     if not isinstance(document, dict):
         raise BadVote(400, "malformed", 'send a JSON object such as {"vote": "cats"}')
+    if _names_a_field_twice(body):
+        raise BadVote(400, "malformed", "the body names vote or vote_id twice")
+    if len(document) > 2 or not document.keys() <= {"vote", "vote_id"}:
+        raise BadVote(422, "unknown_field", "send only vote and, optionally, vote_id")
     vote_id = document.get("vote_id")
     if vote_id is not None and not is_vote_id(vote_id):
         raise BadVote(422, "bad_vote_id", "vote_id must be 32 lower-case hex digits")

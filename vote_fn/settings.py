@@ -8,33 +8,43 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from common.logs import log_format
+from common.proxies import DEFAULT_TRUSTED, Network, parse_trusted
 from common.redis_client import RedisSettings
 from common.settings import Env, Options, SettingsError
+from vote_fn.ratelimit import RateLimit
+from vote_fn.voter import SigningKey, parse_keys
 
 
 @dataclass(frozen=True, slots=True)
 class VoteSettings:
     options: Options
     redis: RedisSettings
-    secret: str  # signs voter ids
+    keys: tuple[SigningKey, ...]  # sign voter ids: the first signs, any verifies
     instance_id: str  # shown on the page, as the classic shows its container id
+    rate_limit: RateLimit | None = None  # votes per client address; None: no limit
+    trusted_proxies: tuple[Network, ...] = ()  # whose X-Forwarded-* headers count
     results_url: str = ""  # result_fn's public URL: the page links to it and polls receipts
     log_format: str = "json"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> VoteSettings:
         env = Env(environ)
-        secret = env.raw("VOTE_SECRET")
-        if len(secret) < 16:
-            raise SettingsError("VOTE_SECRET is too short: use at least 16 random characters")
+        try:
+            keys = parse_keys(env.raw("VOTE_SECRET"))
+        except ValueError as error:
+            raise SettingsError(f"VOTE_SECRET is invalid: {error}") from None
         results_url = ""
         if env.optional("RESULTS_URL"):
             results_url = env.url("RESULTS_URL", ("http", "https")).rstrip("/")
+        votes = env.integer("VOTE_RATE_LIMIT", 60, low=0, high=1_000_000)
+        window_s = env.number("VOTE_RATE_WINDOW_SECONDS", 60, low=1, high=86_400)
         return cls(
             options=env.options(),
             redis=RedisSettings.from_env(env, default_timeout_s=0.5),
-            secret=secret,
+            keys=keys,
             instance_id=env.raw("INSTANCE_ID", f"{socket.gethostname()}-{os.getpid()}"),
+            rate_limit=RateLimit(votes, window_s) if votes else None,
+            trusted_proxies=env.parsed("FORWARDED_ALLOW_IPS", parse_trusted, DEFAULT_TRUSTED),
             results_url=results_url,
             log_format=log_format(env),
         )

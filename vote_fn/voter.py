@@ -1,11 +1,21 @@
-"""The voter's identity: a random id in a cookie signed with VOTE_SECRET."""
+"""The voter's identity: a random id in a cookie signed with VOTE_SECRET.
+
+VOTE_SECRET holds one plain secret, or several ``kid:secret`` entries so that the key can
+rotate without logging everyone out: cookies are signed with the first key and carry its
+id (``kid.voter.signature``); a cookie verifies under the key its id names, and a cookie
+without an id (signed with a plain secret) under any key. A cookie that does not verify
+is ignored: the request gets a fresh voter, as a request without a cookie does.
+"""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
+import re
 import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from itsdangerous import BadSignature, Signer
 
@@ -13,13 +23,64 @@ from common.event import is_voter_id
 
 COOKIE = "voter_id"
 CHOICE_COOKIE = "vote"  # the option shown as chosen; display only, never trusted for counting
+# Over HTTPS the names carry the __Host- prefix: the browser then accepts the cookie only
+# from this very host, over HTTPS, for the whole site, so a sibling domain or a plain-HTTP
+# response cannot plant one.
+HOST_PREFIX = "__Host-"
 MAX_AGE_S = 365 * 24 * 3600
+MIN_SECRET_CHARS = 16
+_KID = re.compile(r"[A-Za-z0-9_-]{1,16}")
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    kid: str  # "" for a single plain secret: its cookies carry no key id
+    secret: str
+
+
+def parse_keys(raw: str) -> tuple[SigningKey, ...]:
+    """VOTE_SECRET: ``kid:secret`` entries, comma separated (the first signs), or one plain
+    secret. Errors never repeat the value: it is a secret."""
+    entries = [entry.strip() for entry in raw.split(",")]
+    keyed = [entry.partition(":") for entry in entries]
+    keys: tuple[SigningKey, ...]
+    if len(entries) == 1 and not (keyed[0][1] and _KID.fullmatch(keyed[0][0])):
+        keys = (SigningKey("", entries[0]),)
+    else:
+        for number, (kid, sep, _) in enumerate(keyed, 1):
+            if not sep or not _KID.fullmatch(kid):
+                raise ValueError(f"entry {number} is not kid:secret (kid: 1-16 of A-Z a-z 0-9 "
+                                 "_ -)")
+        keys = tuple(SigningKey(kid, secret.strip()) for kid, _, secret in keyed)
+        if len({key.kid for key in keys}) != len(keys):
+            raise ValueError("a key id appears twice")
+    for key in keys:
+        if len(key.secret) < MIN_SECRET_CHARS:
+            name = f"the secret of {key.kid!r}" if key.kid else "it"
+            raise ValueError(f"{name} is too short: use at least {MIN_SECRET_CHARS} random "
+                             "characters")
+    return keys
+
+
+def cookie_names(https: bool) -> tuple[str, str]:
+    """The voter cookie's and the choice cookie's names."""
+    prefix = HOST_PREFIX if https else ""
+    return prefix + COOKIE, prefix + CHOICE_COOKIE
 
 
 class VoterIds:
-    def __init__(self, secret: str) -> None:
-        self._signer = Signer(secret, salt="voter-id", digest_method=hashlib.sha256)
-        self._derive_key = hashlib.sha256(b"voter-for-vote\0" + secret.encode()).digest()
+    def __init__(self, keys: Sequence[SigningKey]) -> None:
+        if not keys:
+            raise ValueError("at least one signing key is needed")
+        self._signers = {key.kid: self._signer(key.secret) for key in keys}
+        self._kid = keys[0].kid
+        # Derived from the signing key: after a rotation a cookie-less retry of a vote sent
+        # before it becomes a new voter (the one window where a retry can count twice).
+        self._derive_key = hashlib.sha256(b"voter-for-vote\0" + keys[0].secret.encode()).digest()
+
+    @staticmethod
+    def _signer(secret: str) -> Signer:
+        return Signer(secret, salt="voter-id", digest_method=hashlib.sha256)
 
     @staticmethod
     def new() -> str:
@@ -37,14 +98,34 @@ class VoterIds:
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
     def sign(self, voter: str) -> str:
-        return self._signer.sign(voter).decode()
+        if not self._kid:
+            return self._signers[""].sign(voter).decode()
+        return self._signers[self._kid].sign(f"{self._kid}.{voter}").decode()
+
+    def is_current(self, cookie: str) -> bool:
+        """Signed with the signing key: an older key's cookie is signed again when seen, so
+        that the key can be removed once those who come back have the new one."""
+        if self._kid:
+            return cookie.startswith(self._kid + ".")
+        return cookie.count(".") == 1
 
     def verify(self, cookie: str | None) -> str | None:
         """The voter id if the cookie is genuine, else None."""
-        if not cookie:
+        if not cookie or len(cookie) > 200:
             return None
-        try:
-            voter = self._signer.unsign(cookie).decode()
-        except (BadSignature, UnicodeDecodeError):
+        parts = cookie.split(".")
+        if len(parts) == 3:  # kid.voter.signature
+            signer = self._signers.get(parts[0]) if parts[0] else None
+            candidates = [signer] if signer is not None else []
+        elif len(parts) == 2:  # voter.signature, from a plain secret
+            candidates = list(self._signers.values())
+        else:
             return None
-        return voter if is_voter_id(voter) else None
+        for signer in candidates:
+            try:
+                value = signer.unsign(cookie).decode()
+            except (BadSignature, UnicodeDecodeError):
+                continue
+            voter = value.rpartition(".")[2]
+            return voter if is_voter_id(voter) else None
+        return None
