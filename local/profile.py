@@ -22,7 +22,8 @@ REDIS = ("REDIS_URL", "REDIS_CLUSTER", "REDIS_TIMEOUT_SECONDS")
 
 FUNCTIONS = (
     FunctionSpec("vote", "vote_fn", "vote_fn.app:create_app", "/healthz",
-                 (*COMMON, *REDIS, "VOTE_SECRET", "INSTANCE_ID", "RESULTS_URL")),
+                 (*COMMON, *REDIS, "VOTE_SECRET", "INSTANCE_ID", "RESULTS_URL",
+                  "VOTE_RATE_LIMIT", "VOTE_RATE_WINDOW_SECONDS", "FORWARDED_ALLOW_IPS")),
     FunctionSpec("worker", "worker_fn", "worker_fn.app:create_app", "/healthz",
                  (*COMMON, *REDIS, "DATABASE_URL", "WORKER_BUDGET_SECONDS",
                   "WORKER_BATCH_MAX", "WORKER_LEASE_SECONDS", "WORKER_ADMIN_TOKEN",
@@ -30,26 +31,28 @@ FUNCTIONS = (
     FunctionSpec("result", "result_fn", "result_fn.app:create_app", "/healthz",
                  (*COMMON, "DATABASE_URL", "STREAM_LIFETIME_SECONDS", "STREAM_RETRY_MS",
                   "STREAM_PING_SECONDS", "STREAM_MAX_SUBSCRIBERS", "RESULTS_POLL_SECONDS",
-                  "PIPELINE_STALL_SECONDS")),
+                  "PIPELINE_STALL_SECONDS", "STREAM_MAX_PER_CLIENT", "FORWARDED_ALLOW_IPS")),
 )
 
 # The scheduler POSTs this path; in the cloud the Lambda Web Adapter delivers the
 # EventBridge Scheduler event there (AWS_LWA_PASS_THROUGH_PATH).
 WORKER_EVENTS_PATH = "/events"
 # The cloud schedule: rate(1 minute) is the shortest EventBridge allows. Each drain
-# runs for most of the minute, blocking on the queue, so votes still land in well
-# under a second; the budget stays below the function timeout.
+# blocks on the queue until just before the next tick, so votes land in well under a
+# second: between two drains a vote waits at most DRAIN_GAP_SECONDS. The gap lets the
+# drain finish its last batch and return before the next tick, which then finds the
+# function (reserved concurrency 1) free.
 SCHEDULE_SECONDS = 60
-WORKER_BUDGET_SECONDS = 55
-WORKER_TIMEOUT_SECONDS = 60
+DRAIN_GAP_SECONDS = 0.3
+WORKER_BUDGET_SECONDS = SCHEDULE_SECONDS - DRAIN_GAP_SECONDS
+WORKER_TIMEOUT_SECONDS = 65  # the hard stop; a drain overrunning its budget still commits
 # The no-Docker local profile ticks faster, so a restarted worker resumes quickly.
 LOCAL_SCHEDULE_SECONDS = 5
 
 
 def local_budget_seconds(schedule_s: float) -> float:
-    """A drain ends just before the next tick, as in the cloud (a tick that finds the
-    worker still busy is dropped, like a throttled invocation at concurrency 1)."""
-    return max(0.5, schedule_s - 0.5)
+    """A drain ends just before the next tick, as in the cloud."""
+    return max(0.5, round(schedule_s - DRAIN_GAP_SECONDS, 3))
 
 
 def uvicorn_argv(spec: FunctionSpec, host: str, port: int | str) -> list[str]:

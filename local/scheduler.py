@@ -1,7 +1,8 @@
 """Stands in for the cloud schedule: POSTs a scheduler event to the worker's /events.
 
-Like the cloud function at reserved concurrency 1, a tick that finds the previous
-drain still running is dropped, not queued.
+Like the cloud function at reserved concurrency 1, one drain runs at a time: a tick that
+finds the previous drain still running waits for it and is delivered as soon as it ends
+(as Lambda holds a throttled asynchronous event); ticks never pile up.
 """
 
 from __future__ import annotations
@@ -46,18 +47,15 @@ async def tick(client: httpx.AsyncClient, url: str, timeout_s: float) -> bool:
 async def run(url: str, every_s: float) -> None:
     loop = asyncio.get_running_loop()
     async with httpx.AsyncClient() as client:
-        running: asyncio.Task[bool] | None = None
+        next_tick = loop.time()
         while True:
-            started = loop.time()
-            if running is None or running.done():
-                running = asyncio.create_task(tick(client, url, timeout_s=every_s * 4 + 10))
-            else:
-                log.info("previous drain still running: tick dropped")
-            done, _ = await asyncio.wait({running}, timeout=every_s)
-            if running in done and not running.result():
-                await asyncio.sleep(0.2)  # the worker is still starting: try again soon
-                continue
-            await asyncio.sleep(max(0.0, every_s - (loop.time() - started)))
+            await asyncio.sleep(max(0.0, next_tick - loop.time()))
+            next_tick += every_s
+            if not await tick(client, url, timeout_s=every_s * 4 + 10):
+                next_tick = loop.time() + 0.2  # the worker is still starting: try again soon
+            elif loop.time() > next_tick:  # the drain ran past the tick: it waited, now due
+                log.info("previous drain ran past the tick: invoking at once")
+                next_tick = loop.time()
 
 
 def main() -> None:

@@ -69,6 +69,7 @@ def prepare_postgres(data_dir: Path) -> PostgresInstall:
     data_dir.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
         run_as = utils.ensure_user_exists(POSTGRES_SYSTEM_USER)
+        assert run_as is not None
         utils.ensure_prefix_permissions(data_dir)
         readable = stat.S_IRGRP | stat.S_IROTH | stat.S_IXGRP | stat.S_IXOTH
         utils.ensure_folder_permissions(_commands.POSTGRES_BIN_PATH, readable)
@@ -76,9 +77,9 @@ def prepare_postgres(data_dir: Path) -> PostgresInstall:
         os.chown(data_dir, run_as.pw_uid, run_as.pw_gid)
     data_dir.chmod(0o700)
     if not (data_dir / "PG_VERSION").exists():
-        _commands.initdb(["--auth=trust", "--encoding=utf8", "--no-instructions",
-                          "-U", POSTGRES_USER], pgdata=data_dir,
-                         user=run_as.pw_name if run_as else None)
+        initdb = _commands.initdb  # type: ignore[attr-defined]
+        initdb(["--auth=trust", "--encoding=utf8", "--no-instructions", "-U", POSTGRES_USER],
+               pgdata=data_dir, user=run_as.pw_name if run_as else None)
     return PostgresInstall(_commands.POSTGRES_BIN_PATH, run_as)
 
 
