@@ -1,11 +1,11 @@
 """One LISTEN connection per process feeding every SSE subscriber.
 
 On each NOTIFY (and after every reconnect, and every ``poll_s`` as a safety net) the
-tallies are read once and the SSE event is encoded once. Each subscriber only
-remembers the version it sent last and is woken to fetch the newest event: a slow
-subscriber skips versions instead of queueing them, so it never slows the others or
-grows memory. A ticker wakes every subscriber every ``ping_s`` to send a keep-alive
-comment.
+tallies are read once and the SSE event is encoded once, at most 20 times a second.
+Each subscriber only remembers the version it sent last and is woken to fetch the
+newest event: a slow subscriber skips versions instead of queueing them, so it never
+slows the others or grows memory. A ticker wakes every subscriber every ``ping_s`` to
+send a keep-alive comment.
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ log = logging.getLogger("result_fn.broadcaster")
 
 _RECONNECT_START_S, _RECONNECT_CAP_S = 0.2, 5.0
 _PIPELINE_CHECK_S = 1.0
+# At most this many reads and events a second, however fast the worker commits batches:
+# changes committed during the pause are read, and sent, together.
+_MIN_REFRESH_S = 0.05
 PING = ServerSentEvent(comment="ping").encode()
 
 
@@ -165,6 +168,7 @@ class Broadcaster:
                 await anyio.sleep(_RECONNECT_START_S)
                 continue
             self._publish_if_changed()
+            await anyio.sleep(_MIN_REFRESH_S)
 
     async def _watch_pipeline(self) -> None:
         """A stalled worker sends no NOTIFY: look every second so the page says so."""

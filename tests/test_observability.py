@@ -123,8 +123,8 @@ async def test_result_metrics_count_subscribers_and_events(
             sent = metric(page, "result_sse_events_sent_total")
             assert sent >= 1
             push(redis_client, make_votes(voters=3, changes=0))
-            subprocess.run([sys.executable, "-m", "worker_fn", "--budget", "5"], cwd=REPO,
-                           env=function_env, check=True, capture_output=True, timeout=60)
+            await anyio.run_process([sys.executable, "-m", "worker_fn", "--budget", "5"],
+                                    cwd=REPO, env=function_env, check=True)
             await anext(stream)  # the change
             page = (await client.get("/metrics")).text
             assert metric(page, "result_sse_events_sent_total") >= sent + 1
