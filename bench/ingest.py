@@ -1,0 +1,106 @@
+"""Ingestion: ``POST /api/vote`` under wrk vs a baseline app that only reads the body.
+
+Both run under the same uvicorn options (the local profile's command, 2 workers) against
+the same Valkey. vote_fn is driven twice: a new voter per request (no cookie) and one
+voter keeping its signed cookie. The baseline is driven before and after them, and the
+ratio is taken against the mean of those two runs. After each vote_fn run every
+acknowledged (2xx) vote must be in the queue; a few more may be there, from requests
+still in flight when wrk stopped.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import redis
+
+from bench.harness import BASELINE, WRK_HINT, Processes, WrkRun, require, wrk
+from bench.report import Figure
+from common import keys
+from local import profile
+
+TARGET = 0.75
+BODY = '{"vote":"cats"}'
+
+
+@dataclass(frozen=True)
+class Sizes:
+    seconds: int
+    warmup_s: int
+    connections: int = 64
+    workers: int = 2
+
+
+FULL, QUICK = Sizes(seconds=10, warmup_s=2), Sizes(seconds=1, warmup_s=1)
+
+
+def run(quick: bool) -> list[Figure]:
+    require("wrk", WRK_HINT)
+    sizes = QUICK if quick else FULL
+    with Processes("voting-bench-ingest-") as procs:
+        url = procs.valkey()
+        client = redis.Redis.from_url(url)
+        env = {"REDIS_URL": url, "VOTE_RATE_LIMIT": "0"}  # no rate limit while measured
+        baseline_app = procs.function(BASELINE, env, workers=sizes.workers)
+        vote = procs.function(profile.by_name("vote"), env, workers=sizes.workers)
+        # The baseline runs before and after the votes, so a drift of a shared machine's
+        # load during the scenario moves the ceiling as it moves the figures.
+        baselines = [_drive(baseline_app.url, sizes, ["post", BODY])]
+        measured: dict[str, tuple[WrkRun, int]] = {}
+        for name, cookie in (("new voter per request", None),
+                             ("kept cookie", _voter_cookie(vote.url))):
+            args = ["post", BODY, *([cookie] if cookie else [])]
+            result = _drive(vote.url, sizes, args, before=lambda: client.delete(keys.QUEUE))
+            measured[name] = (result, _settled_length(client))
+        baselines.append(_drive(baseline_app.url, sizes, ["post", BODY]))
+        client.close()
+    ceiling = statistics.mean(b.ok_per_s for b in baselines)
+    return [Figure(
+        "ingest", name, got.ok_per_s, "votes/s", TARGET, at_least=True, ceiling=ceiling,
+        ceiling_name="baseline app",
+        note=f"p50 {got.p50_ms:.1f} ms, p99 {got.p99_ms:.1f} ms (baseline p50 "
+             f"{baselines[0].p50_ms:.1f} ms); {queued:,} in the queue for {got.ok:,} 2xx, "
+             f"{got.non_2xx} other answers",
+        details={"acknowledged": got.ok, "in_queue": queued,
+                 "all_acknowledged_queued": queued >= got.ok, "non_2xx": got.non_2xx,
+                 "socket_errors": got.socket_errors, "p50_ms": got.p50_ms,
+                 "p99_ms": got.p99_ms, "baseline_runs": [asdict(b) for b in baselines],
+                 "connections": sizes.connections, "seconds": got.seconds,
+                 "uvicorn_workers": sizes.workers})
+        for name, (got, queued) in measured.items()]
+
+
+def _drive(base_url: str, sizes: Sizes, args: list[str],
+           before: Callable[[], object] = lambda: None) -> WrkRun:
+    """A warm-up run, then ``before()``, then the measured run."""
+    wrk(base_url + "/api/vote", seconds=sizes.warmup_s, connections=sizes.connections,
+        script_args=args)
+    before()
+    return wrk(base_url + "/api/vote", seconds=sizes.seconds, connections=sizes.connections,
+               script_args=args)
+
+
+def _voter_cookie(base_url: str) -> str:
+    """One vote through the API; its signed voter cookie, as a Cookie header value."""
+    request = urllib.request.Request(base_url + "/api/vote", data=BODY.encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        cookies: list[str] = response.headers.get_all("Set-Cookie") or []
+    return next(c.split(";", 1)[0] for c in cookies if c.startswith("voter_id="))
+
+
+def _settled_length(client: redis.Redis, timeout_s: float = 10) -> int:
+    """The queue length once requests still in flight when wrk stopped have landed."""
+    deadline = time.monotonic() + timeout_s
+    length = int(client.llen(keys.QUEUE))
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        now = int(client.llen(keys.QUEUE))
+        if now == length:
+            break
+        length = now
+    return length
