@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 from asgi_correlation_id import CorrelationIdMiddleware
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
-from starlette_exporter import PrometheusMiddleware, handle_metrics
+
+from common.http_metrics import HttpMetrics
 
 REQUEST_ID_HEADER = "X-Request-ID"
-UNMEASURED_PATHS = ["/metrics", "/healthz", "/readyz"]
+UNMEASURED_PATHS = ("/metrics", "/healthz", "/readyz")
 
 
 def middleware(function: str, unmeasured: tuple[str, ...] = ()) -> list[Middleware]:
     """Request id first (so every log line of the request has it), then HTTP metrics."""
     return [
-        Middleware(CorrelationIdMiddleware, header_name=REQUEST_ID_HEADER),
-        Middleware(PrometheusMiddleware, app_name=function, prefix="http",
-                   group_paths=True,
-                   skip_paths=[*UNMEASURED_PATHS, *unmeasured]),
+        # The id is not written back into the request's headers: nothing reads it there.
+        Middleware(CorrelationIdMiddleware, header_name=REQUEST_ID_HEADER,
+                   update_request_header=False),
+        Middleware(HttpMetrics, app_name=function, skip_paths=(*UNMEASURED_PATHS, *unmeasured)),
     ]
 
 
-metrics_route = Route("/metrics", handle_metrics)
+async def metrics(request: Request) -> Response:
+    """This process's metrics in the Prometheus text format."""
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+metrics_route = Route("/metrics", metrics)

@@ -61,6 +61,17 @@ def test_vote_metrics_count_accepted_and_rejected_votes_by_reason(vote: TestClie
                   status_code="202") >= 2
 
 
+def test_http_metrics_label_the_route_template_never_the_raw_url(vote: TestClient) -> None:
+    """Paths are grouped by route (a URL per label would grow without bound)."""
+    vote.get("/static/vote.css")
+    vote.get("/no/such/page/12345")
+    page = vote.get("/metrics").text
+    assert metric(page, "http_requests_total", path="/static", status_code="200") >= 1
+    assert metric(page, "http_requests_total", path="__unmatched__", status_code="404") >= 1
+    assert "/no/such/page/12345" not in page and "/static/vote.css" not in page
+    assert metric(page, "http_request_duration_seconds_count", path="/static") >= 1
+
+
 def test_vote_readyz_and_request_id(vote: TestClient, environ: dict[str, str]) -> None:
     assert vote.get("/readyz").json() == {"status": "ok"}
     sent = "0123456789abcdef0123456789abcdef"

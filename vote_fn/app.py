@@ -8,6 +8,7 @@ client's rate limit (429); SECURITY.md says what each defends against.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -15,7 +16,6 @@ from pathlib import Path
 from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
-import anyio
 import orjson
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
@@ -142,7 +142,7 @@ def create_app(settings: VoteSettings | None = None) -> Starlette:
             event = event._replace(vote_id=vote_id)
         event = event._replace(voter=voter or VoterIds.new())
         queue: VoteQueue = request.state.queue
-        with anyio.fail_after(REDIS_DEADLINE_S):
+        async with asyncio.timeout(REDIS_DEADLINE_S):  # cheaper than an anyio cancel scope
             await queue.push(event.encode(), peer.address)
         metrics.ACCEPTED.inc()
         return event
@@ -195,7 +195,7 @@ def create_app(settings: VoteSettings | None = None) -> Starlette:
     async def healthz(request: Request) -> Response:
         """vote_fn can do its one job only while Redis answers, so health includes Redis."""
         try:
-            with anyio.fail_after(REDIS_DEADLINE_S):
+            async with asyncio.timeout(REDIS_DEADLINE_S):
                 await request.state.redis.ping()
         except (RedisError, TimeoutError) as error:
             return json_response({"status": "unavailable",
