@@ -90,6 +90,19 @@ def test_a_finite_stream_starts_with_a_snapshot_and_ends_itself(client: TestClie
     assert sum(line.startswith(": ping") for line in lines) == 2
 
 
+def test_the_stream_carries_the_headers_the_middleware_would_add(client: TestClient) -> None:
+    """Streams are served ahead of the middleware stack, with the same security headers and
+    a request id (the caller's, when it sends a valid one)."""
+    sent = "5d0f7c1e0a0b4d7e9a3c2b1f0e9d8c7b"
+    response = client.get("/stream", headers={"X-Request-ID": sent})
+    assert response.headers["x-request-id"] == sent
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    assert "strict-transport-security" not in response.headers  # plain HTTP
+    assert len(client.get("/stream", headers={"X-Request-ID": "<junk>"})
+               .headers["x-request-id"]) == 32
+
+
 def test_postgres_down_gives_a_fast_503(environ: dict[str, str]) -> None:
     """No PostgreSQL: /api/results answers 503 with Retry-After instead of hanging."""
     down = {**environ, "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"}
