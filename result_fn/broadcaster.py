@@ -18,6 +18,7 @@ import anyio
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 from sse_starlette import ServerSentEvent
+from sse_starlette.sse import AppStatus
 
 from common.schema import CHANNEL, Tally, ensure_schema, read_pipeline, read_tally
 from common.settings import Options
@@ -32,6 +33,7 @@ _PIPELINE_CHECK_S = 1.0
 # At most this many reads and events a second, however fast the worker commits batches:
 # changes committed during the pause are read, and sent, together.
 _MIN_REFRESH_S = 0.05
+_SHUTDOWN_CHECK_S = 0.25
 PING = ServerSentEvent(comment="ping").encode()
 
 
@@ -96,6 +98,7 @@ class Broadcaster:
         self.latest: Published | None = None
         self.pings = 0
         self.listening = False
+        self.closing = False  # the server is stopping: every stream ends now
 
     @property
     def subscriber_count(self) -> int:
@@ -104,6 +107,8 @@ class Broadcaster:
     def subscribe(self) -> Subscription:
         subscription = Subscription(self)
         self._subscribers.add(subscription)
+        if self.closing:
+            subscription.close()
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
@@ -131,6 +136,7 @@ class Broadcaster:
             group.start_soon(self._refresh)
             group.start_soon(self._watch_pipeline)
             group.start_soon(self._ping)
+            group.start_soon(self._close_on_shutdown)
 
     async def _listen(self) -> None:
         delay = _RECONNECT_START_S
@@ -181,6 +187,21 @@ class Broadcaster:
                 log.debug("could not read the pipeline status: %s", error)
                 continue
             self._publish_if_changed()
+
+    async def _close_on_shutdown(self) -> None:
+        """End every stream as soon as the server is asked to stop.
+
+        uvicorn waits for open responses before it shuts down, and a stream would run to
+        the end of its lifetime: uvicorn would cancel it after its graceful timeout, with
+        an error per stream. sse-starlette notices the stop signal (``AppStatus``), so
+        the streams end cleanly at once and browsers reconnect to another instance.
+        """
+        while not AppStatus.should_exit:  # noqa: ASYNC110 - a flag set by a signal handler
+            await anyio.sleep(_SHUTDOWN_CHECK_S)
+        self.closing = True
+        log.info("shutting down: ending %d live streams", len(self._subscribers))
+        for subscription in list(self._subscribers):
+            subscription.close()
 
     async def _ping(self) -> None:
         while True:
