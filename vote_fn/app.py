@@ -44,7 +44,7 @@ from vote_fn.voter import MAX_AGE_S, VoterIds, cookie_names
 log = logging.getLogger("vote_fn")
 HERE = Path(__file__).parent
 RETRY_AFTER_S = "2"
-REDIS_DEADLINE_S = 0.8  # a push or ping not done by then is answered 503 (the promise: < 1 s)
+REDIS_DEADLINE_S = 0.5  # a push or ping not done by then is answered 503 (the promise: < 1 s)
 UNAVAILABLE = "the vote queue is unavailable; retry shortly"
 CROSS_SITE = "votes are accepted only from this site's own page"
 TOO_MANY = "too many votes from your address; retry after the time in Retry-After"
