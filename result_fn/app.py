@@ -36,7 +36,7 @@ from common.schema import read_pipeline, read_tally
 from common.settings import exit_on_error
 from result_fn import metrics
 from result_fn.broadcaster import Broadcaster
-from result_fn.clients import Releasing, StreamsPerClient
+from result_fn.clients import StreamsPerClient
 from result_fn.pipeline import assess
 from result_fn.receipts import receipt_status
 from result_fn.results import Results, build_results
@@ -46,12 +46,11 @@ from result_fn.stream import LiveStream
 log = logging.getLogger("result_fn")
 HERE = Path(__file__).parent
 _REQUEST_ID = re.compile(r"[0-9a-f]{32}|[0-9a-f-]{36}")  # what asgi_correlation_id accepts
-SECURITY_HEADERS = {
+# The page's own policy; common/headers.py adds the other security headers.
+PAGE_POLICY = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
                                "img-src 'self' data:; connect-src 'self'; base-uri 'none'; "
                                "form-action 'none'; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
 }
 
 
@@ -124,7 +123,7 @@ def create_app(settings: ResultSettings | None = None) -> Starlette:
             results = None
         return templates.TemplateResponse(request, "results.html", {
             "options": settings.options.items, "results": results and results.document,
-        }, headers=SECURITY_HEADERS)
+        }, headers=PAGE_POLICY)
 
     async def api_results(request: Request) -> Response:
         try:
@@ -161,9 +160,9 @@ def create_app(settings: ResultSettings | None = None) -> Starlette:
             return None
         # The first event is the full current state, whatever Last-Event-ID says: the
         # header is never read, so no value of it can change what is sent.
-        live = LiveStream(broadcaster, broadcaster.subscribe(), settings.stream_lifetime_s,
-                          stream_headers(request, peer.https))
-        return Releasing(live, lambda: streams_per_client.give_back(peer.address))
+        return LiveStream(broadcaster, broadcaster.subscribe(), settings.stream_lifetime_s,
+                          stream_headers(request, peer.https),
+                          on_close=lambda: streams_per_client.give_back(peer.address))
 
     async def stream(request: Request) -> Response:
         """A stream through the middleware stack: normally only the refusals (see

@@ -8,11 +8,6 @@ concurrency is what bounds them (SECURITY.md).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
-
 
 class StreamsPerClient:
     def __init__(self, cap: int) -> None:
@@ -31,24 +26,3 @@ class StreamsPerClient:
         held = self._open.pop(client, 0) - 1
         if held > 0:
             self._open[client] = held
-
-    def held_by(self, client: str) -> int:
-        return self._open.get(client, 0)
-
-
-class Releasing(Response):
-    """Sends ``response``, then calls ``release`` however the response ended."""
-
-    def __init__(self, response: Response, release: Callable[[], None]) -> None:
-        # Like the stream it wraps: no body of its own (see result_fn/stream.py).
-        self.status_code = response.status_code
-        self.background = None
-        self.raw_headers = response.raw_headers
-        self._response = response
-        self._release = release
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await self._response(scope, receive, send)
-        finally:
-            self._release()

@@ -13,7 +13,7 @@ the browser then reconnects (the ``retry:`` hint sets how soon).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -29,7 +29,8 @@ SSE_HEADERS = {
 
 class LiveStream(Response):
     def __init__(self, broadcaster: Broadcaster, subscription: Subscription, lifetime_s: float,
-                 headers: Mapping[str, str] | None = None) -> None:
+                 headers: Mapping[str, str] | None = None,
+                 on_close: Callable[[], None] | None = None) -> None:
         # Like StreamingResponse: no body, so no Content-Length.
         self.status_code = 200
         self.background = None
@@ -37,6 +38,7 @@ class LiveStream(Response):
         self._broadcaster = broadcaster
         self._subscription = subscription
         self._lifetime_s = lifetime_s
+        self._on_close = on_close  # called once the stream has ended, however it ended
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         subscription = self._subscription
@@ -54,6 +56,8 @@ class LiveStream(Response):
             ends.cancel()
             watcher.cancel()
             self._broadcaster.unsubscribe(subscription)
+            if self._on_close is not None:
+                self._on_close()
 
 
 async def _until_disconnect(receive: Receive) -> None:

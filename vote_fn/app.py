@@ -98,19 +98,19 @@ def create_app(settings: VoteSettings | None = None) -> Starlette:
         """The voter of a genuine cookie; a forged, tampered or expired-key one is ignored."""
         return voters.verify(request.cookies.get(cookie))
 
-    def remember(response: Response, request: Request, peer: Peer, event: VoteEvent) -> None:
-        """Set the cookies that changed (signing and cookie formatting cost real time)."""
-        secure = peer.https
-        voter_cookie, choice_cookie = cookie_names(secure)
-        changed = []
-        cookie = request.cookies.get(voter_cookie, "")
-        if voters.verify(cookie) != event.voter or not voters.is_current(cookie):
-            changed.append((voter_cookie, voters.sign(event.voter)))
+    def keep(response: Response, name: str, value: str, secure: bool) -> None:
+        response.set_cookie(name, value, max_age=MAX_AGE_S, httponly=True, samesite="lax",
+                            secure=secure)
+
+    def remember(response: Response, request: Request, peer: Peer, event: VoteEvent,
+                 known: str | None) -> None:
+        """Set the cookies that changed (signing and cookie formatting cost real time);
+        ``known`` is the voter the request's cookie proved, if any."""
+        voter_cookie, choice_cookie = cookie_names(peer.https)
+        if known != event.voter or not voters.is_current(request.cookies.get(voter_cookie, "")):
+            keep(response, voter_cookie, voters.sign(event.voter), peer.https)
         if request.cookies.get(choice_cookie) != event.option:
-            changed.append((choice_cookie, event.option))
-        for name, value in changed:
-            response.set_cookie(name, value, max_age=MAX_AGE_S, httponly=True, samesite="lax",
-                                secure=secure)
+            keep(response, choice_cookie, event.option, peer.https)
 
     def page(request: Request, status: int = 200, error: str | None = None,
              retry_after: str | None = None) -> Response:
@@ -127,15 +127,14 @@ def create_app(settings: VoteSettings | None = None) -> Starlette:
         if retry_after is not None:
             response.headers["Retry-After"] = retry_after
         if voter is not None and not voters.is_current(request.cookies[voter_cookie]):
-            response.set_cookie(voter_cookie, voters.sign(voter), max_age=MAX_AGE_S,
-                                httponly=True, samesite="lax", secure=secure)
+            keep(response, voter_cookie, voters.sign(voter), secure)
         return response
 
-    async def cast(request: Request, peer: Peer, option: str,
+    async def cast(request: Request, peer: Peer, option: str, known: str | None,
                    vote_id: str | None = None) -> VoteEvent:
-        """Queue the vote; returns once Redis holds it. Raises RateLimited, TimeoutError or
-        RedisError."""
-        voter = current_voter(request, cookie_names(peer.https)[0])
+        """Queue the vote of voter ``known`` (None: a new voter); returns once Redis holds
+        it. Raises RateLimited, TimeoutError or RedisError."""
+        voter = known
         event = VoteEvent.new("", option)
         if vote_id is not None:  # a client retrying a vote reuses its id: counted once
             voter = voter or voters.for_vote(vote_id)
@@ -154,7 +153,9 @@ def create_app(settings: VoteSettings | None = None) -> Starlette:
         try:
             refuse_cross_site(request)
             peer = proxies.peer(request.scope)
-            event = await cast(request, peer, form_vote(await read_body(request, FORM), options))
+            known = current_voter(request, cookie_names(peer.https)[0])
+            event = await cast(request, peer, form_vote(await read_body(request, FORM), options),
+                               known)
         except BadVote as bad:
             metrics.REJECTED.labels(bad.label).inc()
             return page(request, bad.status, bad.reason)
@@ -168,15 +169,16 @@ def create_app(settings: VoteSettings | None = None) -> Starlette:
             return page(request, 503, "Votes cannot be accepted right now. Please try again "
                         "in a few seconds.", RETRY_AFTER_S)
         response = RedirectResponse("/", status_code=303)
-        remember(response, request, peer, event)
+        remember(response, request, peer, event, known)
         return response
 
     async def vote_api(request: Request) -> Response:
         try:
             refuse_cross_site(request)
             peer = proxies.peer(request.scope)
+            known = current_voter(request, cookie_names(peer.https)[0])
             option, vote_id = api_vote(await read_body(request, JSON), options)
-            event = await cast(request, peer, option, vote_id)
+            event = await cast(request, peer, option, known, vote_id)
         except BadVote as bad:
             metrics.REJECTED.labels(bad.label).inc()
             return json_response({"error": bad.reason}, bad.status)
@@ -189,7 +191,7 @@ def create_app(settings: VoteSettings | None = None) -> Starlette:
             return json_response({"error": UNAVAILABLE}, 503, {"Retry-After": RETRY_AFTER_S})
         response = json_response({"vote_id": event.vote_id, "voter": event.voter,
                                   "vote": event.option, "accepted_ms": event.accepted_ms}, 202)
-        remember(response, request, peer, event)
+        remember(response, request, peer, event, known)
         return response
 
     async def healthz(request: Request) -> Response:

@@ -29,10 +29,6 @@ class VoteQueue:
         self._waiting: list[Waiting] = []
         self._pusher: asyncio.Task[None] | None = None
 
-    @property
-    def limited(self) -> bool:
-        return self._rate_limit is not None
-
     async def push(self, payload: bytes, client: str = "") -> None:
         """Return once Redis holds the vote; raise RateLimited if the client (its address)
         is over the limit, or the Redis error."""
