@@ -71,6 +71,9 @@ def prepare_postgres(data_dir: Path) -> PostgresInstall:
         run_as = utils.ensure_user_exists(POSTGRES_SYSTEM_USER)
         assert run_as is not None
         utils.ensure_prefix_permissions(data_dir)
+        # The binaries live in the venv, inside the checkout: a checkout in a private
+        # folder (mktemp -d makes it 0700) must be traversable by that user too.
+        utils.ensure_prefix_permissions(_commands.POSTGRES_BIN_PATH)
         readable = stat.S_IRGRP | stat.S_IROTH | stat.S_IXGRP | stat.S_IXOTH
         utils.ensure_folder_permissions(_commands.POSTGRES_BIN_PATH, readable)
         utils.ensure_folder_permissions(_commands.POSTGRES_BIN_PATH.parent / "lib", readable)
