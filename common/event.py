@@ -8,8 +8,8 @@ they do not know.
 from __future__ import annotations
 
 import re
+import secrets
 import time
-import uuid
 from typing import NamedTuple, TypeGuard
 
 import orjson
@@ -31,8 +31,9 @@ class VoteEvent(NamedTuple):  # a tuple: the drain builds hundreds of thousands 
     accepted_ms: int
 
     @classmethod
-    def new(cls, voter: str, option: str) -> VoteEvent:
-        return cls(uuid.uuid4().hex, voter, option, time.time_ns() // 1_000_000)
+    def new(cls, voter: str, option: str, vote_id: str | None = None) -> VoteEvent:
+        """A vote accepted now; a new random id unless the client named its own."""
+        return cls(vote_id or secrets.token_hex(16), voter, option, time.time_ns() // 1_000_000)
 
     def encode(self) -> bytes:
         return orjson.dumps({"id": self.vote_id, "voter": self.voter, "vote": self.option,

@@ -9,6 +9,7 @@ matched in ``scope["route"]``, so the label is the route's path template (``/sta
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable
 
@@ -21,6 +22,18 @@ DURATION = Histogram("http_request_duration_seconds", "Time to answer an HTTP re
                      buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
                               2.5, 5, 10))
 UNMATCHED = "__unmatched__"
+
+
+@functools.lru_cache(maxsize=256)  # the labels come from route templates: a few dozen
+def _series(labels: tuple[str, str, str, str]) -> tuple[Counter, Histogram]:
+    return REQUESTS.labels(*labels), DURATION.labels(*labels)
+
+
+def record(app_name: str, method: str, path: str, status: int, seconds: float) -> None:
+    """Count one answered request (also for a path served ahead of the middleware)."""
+    requests, duration = _series((app_name, method, path, str(status)))
+    requests.inc()
+    duration.observe(seconds)
 
 
 class HttpMetrics:
@@ -45,8 +58,5 @@ class HttpMetrics:
         try:
             await self._app(scope, receive, send_with_status)
         finally:
-            route = scope.get("route")
-            labels = (self._app_name, scope["method"], getattr(route, "path", UNMATCHED),
-                      str(status))
-            REQUESTS.labels(*labels).inc()
-            DURATION.labels(*labels).observe(time.perf_counter() - started)
+            record(self._app_name, scope["method"], getattr(scope.get("route"), "path", UNMATCHED),
+                   status, time.perf_counter() - started)

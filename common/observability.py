@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from asgi_correlation_id import CorrelationIdMiddleware
+import logging
+import uuid
+
+from asgi_correlation_id import CorrelationIdMiddleware, correlation_id
+from asgi_correlation_id.middleware import FAILED_VALIDATION_MESSAGE, is_valid_uuid4
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -13,6 +17,7 @@ from common.http_metrics import HttpMetrics
 
 REQUEST_ID_HEADER = "X-Request-ID"
 UNMEASURED_PATHS = ("/metrics", "/healthz", "/readyz")
+log = logging.getLogger("common.observability")
 
 
 def middleware(function: str, unmeasured: tuple[str, ...] = ()) -> list[Middleware]:
@@ -23,6 +28,21 @@ def middleware(function: str, unmeasured: tuple[str, ...] = ()) -> list[Middlewa
                    update_request_header=False),
         Middleware(HttpMetrics, app_name=function, skip_paths=(*UNMEASURED_PATHS, *unmeasured)),
     ]
+
+
+def bind_request_id(sent: str | None) -> str:
+    """For a path served ahead of the middleware: what CorrelationIdMiddleware does with
+    the same defaults (the caller's id when the library's validator accepts it, else a
+    new one), so that the answer's header and every log line carry the same id."""
+    if not sent:
+        value = uuid.uuid4().hex
+    elif is_valid_uuid4(sent):
+        value = sent
+    else:
+        value = uuid.uuid4().hex
+        log.warning(FAILED_VALIDATION_MESSAGE, value)
+    correlation_id.set(value)
+    return value
 
 
 async def metrics(request: Request) -> Response:

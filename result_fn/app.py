@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
-import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypedDict
@@ -45,7 +43,6 @@ from result_fn.stream import LiveStream
 
 log = logging.getLogger("result_fn")
 HERE = Path(__file__).parent
-_REQUEST_ID = re.compile(r"[0-9a-f]{32}|[0-9a-f-]{36}")  # what asgi_correlation_id accepts
 # The page's own policy; common/headers.py adds the other security headers.
 PAGE_POLICY = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
@@ -68,9 +65,8 @@ def unavailable(error: Exception) -> JSONResponse:
 def stream_headers(request: Request, https: bool) -> dict[str, str]:
     """What the middleware stack would add to a stream: a request id and the security
     headers (common/headers.py)."""
-    sent = request.headers.get("x-request-id", "")
     headers = {observability.REQUEST_ID_HEADER:
-               sent if _REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex}
+               observability.bind_request_id(request.headers.get("x-request-id"))}
     for name, value in WITH_HSTS if https else BASE_HEADERS:
         headers[name.decode()] = value.decode()
     return headers

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from starlette.responses import Response
 from starlette.testclient import TestClient
 
 from common import keys
@@ -14,7 +15,7 @@ from common.event import decode
 from local.servers import free_port
 from vote_fn.app import create_app
 from vote_fn.settings import VoteSettings
-from vote_fn.voter import COOKIE
+from vote_fn.voter import COOKIE, MAX_AGE_S, set_cookie
 
 from .conftest import OPTIONS
 
@@ -54,6 +55,34 @@ def test_a_forged_cookie_is_not_trusted(client: TestClient) -> None:
     client.cookies.set(COOKIE, "someone-elses-voter-id.forgedsignature")
     body = client.post("/api/vote", json={"vote": "cats"}).json()
     assert body["voter"] != "someone-elses-voter-id"
+
+
+@pytest.mark.parametrize("secure", [False, True])
+@pytest.mark.parametrize(("name", "value"), [("voter_id", "a-b_C9.kid.Zm9v-_"),
+                                             ("__Host-vote", "cats"), ("vote", "x_1-y")])
+def test_cookies_are_rendered_as_starlette_renders_them(name: str, value: str,
+                                                        secure: bool) -> None:
+    """The hot path formats Set-Cookie itself; it must be byte for byte what Starlette's
+    set_cookie (http.cookies) gives for the same cookie."""
+    response = Response()
+    response.set_cookie(name, value, max_age=MAX_AGE_S, httponly=True, samesite="lax",
+                        secure=secure)
+    assert set_cookie(name, value, secure) == (b"set-cookie",
+                                               response.headers["set-cookie"].encode())
+
+
+def test_the_api_answer_carries_the_stack_headers_and_other_methods_get_405(
+        client: TestClient) -> None:
+    """POST /api/vote is served ahead of the middleware, with the same headers the stack
+    adds (request id, security headers); other methods still reach the router."""
+    sent = "0123456789abcdef0123456789abcdef"
+    response = client.post("/api/vote", json={"vote": "cats"}, headers={"X-Request-ID": sent})
+    assert response.status_code == 202 and response.headers["x-request-id"] == sent
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["content-security-policy"].startswith("default-src 'none'")
+    assert response.headers["content-type"] == "application/json"
+    assert len(client.post("/api/vote", json={"vote": "x"}).headers["x-request-id"]) == 32
+    assert client.get("/api/vote").status_code == 405
 
 
 def test_form_vote_redirects_and_the_page_marks_the_choice(
