@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import uuid
+import secrets
 
 from asgi_correlation_id import CorrelationIdMiddleware, correlation_id
 from asgi_correlation_id.middleware import FAILED_VALIDATION_MESSAGE, is_valid_uuid4
@@ -25,9 +25,15 @@ def middleware(function: str, unmeasured: tuple[str, ...] = ()) -> list[Middlewa
     return [
         # The id is not written back into the request's headers: nothing reads it there.
         Middleware(CorrelationIdMiddleware, header_name=REQUEST_ID_HEADER,
-                   update_request_header=False),
+                   update_request_header=False, generator=new_request_id),
         Middleware(HttpMetrics, app_name=function, skip_paths=(*UNMEASURED_PATHS, *unmeasured)),
     ]
+
+
+def new_request_id() -> str:
+    """32 random hex digits: the shape of the library's ``uuid4().hex``, made without
+    building a UUID object (a few µs of every vote)."""
+    return secrets.token_hex(16)
 
 
 def bind_request_id(sent: str | None) -> str:
@@ -35,11 +41,11 @@ def bind_request_id(sent: str | None) -> str:
     the same defaults (the caller's id when the library's validator accepts it, else a
     new one), so that the answer's header and every log line carry the same id."""
     if not sent:
-        value = uuid.uuid4().hex
+        value = new_request_id()
     elif is_valid_uuid4(sent):
         value = sent
     else:
-        value = uuid.uuid4().hex
+        value = new_request_id()
         log.warning(FAILED_VALIDATION_MESSAGE, value)
     correlation_id.set(value)
     return value
