@@ -42,8 +42,10 @@ def redis_url(server_dir: Path) -> Iterator[str]:
                    f"{container.get_exposed_port(6379)}/0")
         return
     server = start_valkey(server_dir)
-    yield server.url
-    server.stop()
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -58,8 +60,10 @@ def database_url(server_dir: Path) -> Iterator[str]:
             yield container.get_connection_url()
         return
     server = start_postgres(server_dir)
-    yield server.url
-    server.stop()
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 @pytest.fixture

@@ -33,10 +33,14 @@ class FunctionProcess:
         with open(self.log_dir / f"{self.name}-{self.port}.log", "ab") as log:
             self.process = subprocess.Popen([sys.executable, *argv[1:]], cwd=REPO,
                                             env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        if wait_healthy:
-            wait_until(self.healthy, 30, f"{self.name} healthy on port {self.port}")
-        else:
-            wait_until(self.listening, 30, f"{self.name} listening on port {self.port}")
+        try:
+            if wait_healthy:
+                wait_until(self.healthy, 30, f"{self.name} healthy on port {self.port}")
+            else:
+                wait_until(self.listening, 30, f"{self.name} listening on port {self.port}")
+        except BaseException:
+            self.kill()  # a function that never became ready must not outlive the test
+            raise
         return self
 
     def listening(self) -> bool:
@@ -58,6 +62,10 @@ class FunctionProcess:
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.signal(signal.SIGKILL)
 
     def restart(self) -> None:
         self.stop()

@@ -45,8 +45,12 @@ class LocalStack:
             self.process = subprocess.Popen([sys.executable, "-m", "local"], cwd=REPO, env=env,
                                             stdout=log, stderr=subprocess.STDOUT)
         ready_line = b"Results: " + self.result_url.encode()
-        wait_until(lambda: ready_line in self.log_path.read_bytes()[offset:],
-                   90, f"the local profile ready (log: {self.log_path})", interval_s=0.2)
+        try:
+            wait_until(lambda: ready_line in self.log_path.read_bytes()[offset:],
+                       90, f"the local profile ready (log: {self.log_path})", interval_s=0.2)
+        except BaseException:
+            self.stop()  # a stack that never became ready must not outlive the test
+            raise
 
     def descendants(self) -> list[psutil.Process]:
         assert self.process is not None

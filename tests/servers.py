@@ -58,7 +58,11 @@ class ServerProcess:
                  str(self.data_dir), "--port", str(self.port), *self.extra_args],
                 cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
             )
-        wait_until(self.ready, 60, f"{self.kind} on port {self.port} accepting connections")
+        try:
+            wait_until(self.ready, 60, f"{self.kind} on port {self.port} accepting connections")
+        except BaseException:
+            self.stop()  # a server that never became ready must not outlive the tests
+            raise
 
     def ready(self) -> bool:
         assert self.process is not None
