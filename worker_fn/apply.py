@@ -96,10 +96,10 @@ async def apply_batch(conn: AsyncConnection[TupleRow], votes: Sequence[VoteEvent
         return 0
     params = {"rows": rows_json(votes), "channel": CHANNEL, "votes": len(votes),
               "queued": queued}
-    async with conn.transaction():
-        async with conn.pipeline():  # BEGIN, the lock and the statement: one round trip
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (APPLY_LOCK,))
-            cursor = await conn.execute(_APPLY, params)
+    # Pipelined: BEGIN, the lock and the statement go in one round trip, the COMMIT in one.
+    async with conn.pipeline(), conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (APPLY_LOCK,))
+        cursor = await conn.execute(_APPLY, params)
         row = await cursor.fetchone()
         changed = int(row[0]) if row else 0
         if before_commit is not None:
