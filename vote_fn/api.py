@@ -44,7 +44,7 @@ UNAVAILABLE = "the vote queue is unavailable; retry shortly"
 CROSS_SITE = "votes are accepted only from this site's own page"
 TOO_MANY = "too many votes from your address; retry after the time in Retry-After"
 _JSON_TYPE = (b"content-type", b"application/json")
-Headers = list[tuple[bytes, bytes]]
+RawHeaders = list[tuple[bytes, bytes]]
 
 
 def refuse_cross_site(request: Request) -> None:
@@ -74,7 +74,7 @@ async def cast(queue: VoteQueue, voters: VoterIds, peer: Peer, option: str, know
 
 
 def changed_cookies(request: Request, voters: VoterIds, peer: Peer, event: VoteEvent,
-                    known: str | None) -> Headers:
+                    known: str | None) -> RawHeaders:
     """The cookies to set after a vote: only those that changed (signing costs real time).
     ``known`` is the voter the request's cookie proved, if any."""
     voter_cookie, choice_cookie = cookie_names(peer.https)
@@ -112,7 +112,7 @@ class VoteApi:
         finally:
             http_metrics.record("vote", "POST", PATH, status, time.perf_counter() - started)
 
-    async def _vote(self, request: Request, peer: Peer) -> tuple[int, dict[str, Any], Headers]:
+    async def _vote(self, request: Request, peer: Peer) -> tuple[int, dict[str, Any], RawHeaders]:
         try:
             refuse_cross_site(request)
             known = self._voters.verify(request.cookies.get(cookie_names(peer.https)[0]))
