@@ -23,10 +23,12 @@ import redis
 
 from common import keys
 from common.event import InvalidEvent, decode
+from common.redis_client import RedisSettings, open_redis
 from tests.checker import History, Outcome, assert_exact, check, final_read
 from tests.conftest import OPTIONS
 from tests.functions import FunctionProcess
 from tests.servers import ServerProcess, start_valkey
+from vote_fn.queue import VoteQueue
 
 Conn = psycopg.Connection[tuple[object, ...]]
 OPTION_IDS = ("cats", "dogs")
@@ -359,3 +361,47 @@ def test_redis_hung_gives_503s_within_a_second_and_nothing_half_written(
         raise AssertionError(f"a half-written entry in the queue: {queued}") from error
     assert {event.vote_id for event in events if event.option == "cats"} <= set(refused)
     assert len([event for event in events if event.option == "dogs"]) <= 2  # the form votes
+
+
+def test_a_vote_queued_behind_a_hung_push_still_gets_its_answer_within_its_deadline(
+        tmp_path: Path, processes: Track) -> None:
+    """Valkey frozen: a vote that arrives while an earlier push hangs waits for that push
+    to be given up, then for its own; each gets TimeoutError within its own deadline of
+    its own push (one timer per round trip, set by the oldest vote it carries)."""
+    valkey = private_valkey(tmp_path, processes)
+    deadline_s = 0.5
+
+    async def scenario() -> list[tuple[float, float]]:
+        client = open_redis(RedisSettings(valkey.url, cluster=False, timeout_s=5))
+        queue = VoteQueue(client, deadline_s=deadline_s)
+        await queue.push(b'{"warm":"connection"}')
+        assert valkey.process is not None
+        valkey.process.send_signal(signal.SIGSTOP)
+        outcomes: list[tuple[float, float]] = []  # (started, answered), loop clock
+
+        async def one(delay_s: float) -> None:
+            await anyio.sleep(delay_s)
+            started = time.monotonic()
+            with pytest.raises(TimeoutError):
+                await queue.push(b"{}")
+            outcomes.append((started, time.monotonic()))
+
+        try:
+            async with anyio.create_task_group() as group:
+                for delay_s in (0.0, 0.1, 0.3, 0.45, 0.7):
+                    group.start_soon(one, delay_s)
+        finally:
+            valkey.process.send_signal(signal.SIGCONT)
+            await client.aclose()
+        return outcomes
+
+    outcomes = anyio.run(scenario)
+    waits = sorted(answered - started for started, answered in outcomes)
+    assert len(waits) == 5
+    # Each answer comes by its own deadline (a little scheduling slack), including the
+    # votes that waited behind the first push: their round trip is given up at the
+    # deadline of its oldest vote, not a whole deadline after it started.
+    assert all(wait <= deadline_s + 0.1 for wait in waits), waits
+    # ...and not before it: the first vote, and the oldest of those queued behind it,
+    # waited their whole deadline (a hung Valkey, not an early give-up).
+    assert sum(wait >= deadline_s - 0.05 for wait in waits) >= 2, waits

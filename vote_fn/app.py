@@ -37,7 +37,6 @@ from common.settings import exit_on_error
 from vote_fn import metrics
 from vote_fn.api import (
     PATH,
-    REDIS_DEADLINE_S,
     RETRY_AFTER_S,
     VoteApi,
     cast,
@@ -46,7 +45,7 @@ from vote_fn.api import (
     unavailable,
 )
 from vote_fn.ballot import FORM, BadVote, form_vote, read_body
-from vote_fn.queue import VoteQueue
+from vote_fn.queue import DEADLINE_S, VoteQueue
 from vote_fn.ratelimit import RateLimited
 from vote_fn.settings import VoteSettings
 from vote_fn.voter import VoterIds, cookie_names, set_cookie
@@ -154,7 +153,7 @@ def create_app(settings: VoteSettings | None = None) -> Starlette:
     async def healthz(request: Request) -> Response:
         """vote_fn can do its one job only while Redis answers, so health includes Redis."""
         try:
-            async with asyncio.timeout(REDIS_DEADLINE_S):
+            async with asyncio.timeout(DEADLINE_S):
                 await request.state.redis.ping()
         except (RedisError, TimeoutError) as error:
             return json_response({"status": "unavailable",
