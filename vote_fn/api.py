@@ -42,6 +42,7 @@ UNAVAILABLE = "the vote queue is unavailable; retry shortly"
 CROSS_SITE = "votes are accepted only from this site's own page"
 TOO_MANY = "too many votes from your address; retry after the time in Retry-After"
 _JSON_TYPE = (b"content-type", b"application/json")
+_REQUEST_ID = observability.REQUEST_ID_HEADER.lower().encode()
 RawHeaders = list[tuple[bytes, bytes]]
 
 
@@ -103,7 +104,7 @@ class VoteApi:
             body = orjson.dumps(document)
             headers += [_JSON_TYPE, (b"content-length", str(len(body)).encode()),
                         *(WITH_HSTS if peer.https else BASE_HEADERS),
-                        (observability.REQUEST_ID_HEADER.lower().encode(), request_id.encode())]
+                        (_REQUEST_ID, request_id.encode())]
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
         finally:

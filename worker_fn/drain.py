@@ -38,7 +38,6 @@ from worker_fn.claims import Batch, Claims
 
 log = logging.getLogger("worker_fn.drain")
 
-_DECODE_SLICE = 1000  # ~2 ms of decoding between two looks at the event loop
 _IDLE_WAIT_S = 1.0  # longest single block on an empty queue
 _BACKOFF_START_S, _BACKOFF_CAP_S = 0.2, 5.0
 
@@ -78,23 +77,15 @@ class DecodedBatch:
     dead: list[tuple[bytes, str]]  # (entry, reason)
 
 
-async def decode_batch(batch: Batch, options: Options) -> DecodedBatch:
-    """Split queue entries into votes (one per voter) and dead letters.
-
-    Decoding a batch takes tens of milliseconds of CPU; it runs while PostgreSQL applies
-    the previous batch, and yields to the event loop every ``_DECODE_SLICE`` entries so
-    that PostgreSQL's answer is read (and the next batch sent) as soon as it comes.
-    """
+def decode_batch(batch: Batch, options: Options) -> DecodedBatch:
+    """Split queue entries into votes (one per voter) and dead letters."""
     events: list[VoteEvent] = []
     dead: list[tuple[bytes, str]] = []
-    for start in range(0, len(batch.items), _DECODE_SLICE):
-        if start:
-            await asyncio.sleep(0)
-        for raw in batch.items[start:start + _DECODE_SLICE]:
-            try:
-                events.append(decode(raw, options))
-            except InvalidEvent as error:
-                dead.append((raw, str(error)))
+    for raw in batch.items:
+        try:
+            events.append(decode(raw, options))
+        except InvalidEvent as error:
+            dead.append((raw, str(error)))
     return DecodedBatch(batch, latest_per_voter(events), dead)
 
 
@@ -156,7 +147,7 @@ class Drain:
         self._failpoint("after_claim")
         metrics.CLAIMED.inc(len(batch.items))
         metrics.QUEUE_DEPTH.set(batch.queued_after)
-        return await decode_batch(batch, self._options)
+        return decode_batch(batch, self._options)
 
     async def _loop(self, claims: Claims, report: DrainReport, deadline: float) -> None:
         backoff = _BACKOFF_START_S
