@@ -27,7 +27,7 @@ from bench.harness import OPTIONS, BenchError, Processes, create_schema, percent
 from bench.report import Figure
 from common.event import VoteEvent
 from local import profile
-from worker_fn.apply import apply_batch
+from worker_fn.apply import apply_batch, copy_rows
 
 TARGET_P99_MS = 250
 
@@ -118,7 +118,8 @@ async def _change(url: str, sizes: Sizes, server: psutil.Process) -> Changes:
             await asyncio.sleep(max(0.0, started + n * sizes.interval_s - time.monotonic()))
             marks: list[float] = []
             vote = VoteEvent.new(f"fanout-voter-{n:08d}", OPTIONS.ids[n % len(OPTIONS.ids)])
-            await apply_batch(conn, [vote], before_commit=partial(_mark, marks))
+            await apply_batch(conn, [copy_rows([vote])], votes=1,
+                              before_commit=partial(_mark, marks))
             commit_ms.append((time.monotonic() - marks[0]) * 1000)
             row = await (await conn.execute("SELECT version FROM results_meta")).fetchone()
             assert row is not None

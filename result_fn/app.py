@@ -29,7 +29,7 @@ from common.event import is_vote_id, is_voter_id
 from common.headers import BASE_HEADERS, WITH_HSTS, SecurityHeaders
 from common.logs import configure_logging
 from common.proxies import TrustedProxies
-from common.runtime import tune_gc
+from common.runtime import STREAMING_THRESHOLD, tune_gc
 from common.schema import read_pipeline, read_tally
 from common.settings import exit_on_error
 from result_fn import metrics
@@ -206,7 +206,7 @@ def create_app(settings: ResultSettings | None = None) -> Starlette:
                                       retry_ms=settings.stream_retry_ms,
                                       stall_s=settings.stall_s)
             metrics.SUBSCRIBERS.set_function(lambda: broadcaster.subscriber_count)
-            tune_gc()
+            tune_gc(STREAMING_THRESHOLD)
             async with anyio.create_task_group() as group:
                 group.start_soon(broadcaster.run)
                 yield {"pool": pool, "broadcaster": broadcaster}

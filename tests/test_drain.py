@@ -14,7 +14,7 @@ from common import keys
 from common.database import open_pool
 from common.event import VoteEvent, decode
 from common.redis_client import open_redis
-from worker_fn.apply import apply_batch, latest_per_voter
+from worker_fn.apply import apply_batch, copy_rows
 from worker_fn.claims import Claims
 from worker_fn.drain import DependencyDown, Drain, DrainLimits, DrainReport
 from worker_fn.settings import WorkerSettings
@@ -70,6 +70,19 @@ async def test_drain_applies_the_latest_vote_of_each_voter(
     assert redis_client.llen(keys.QUEUE) == 0
     assert leftover_claims(redis_client) == []
     assert redis_client.scard(keys.CLAIMS) == 0
+
+
+async def test_a_backlog_is_applied_in_fewer_transactions_than_batches(
+        drainer: DrainFactory, redis_client: redis.Redis, db: Conn) -> None:
+    """Batches claimed while PostgreSQL works go in together (group commit), and a voter
+    who votes again in a later batch of the same group still counts once, latest wins."""
+    votes = make_votes(voters=1000, changes=4000)
+    push(redis_client, votes)
+    report = await drainer.run(batch_max=100)
+    assert report.batches == 50 and report.claimed == len(votes)
+    assert report.transactions < report.batches
+    assert tally(db) == expected_tally(votes)
+    assert leftover_claims(redis_client) == [] and redis_client.scard(keys.CLAIMS) == 0
 
 
 async def test_a_batch_with_one_voter_many_times_counts_once(
@@ -160,8 +173,8 @@ async def test_a_commit_whose_claim_was_not_released_is_not_counted_twice(
     crashed = Claims(drainer.redis, "committed-owner", lease_s=0.2)
     claimed = await crashed.claim(1000)
     async with drainer.pool.connection() as conn:
-        await apply_batch(conn, latest_per_voter(
-            decode(raw, drainer.settings.options) for raw in claimed.items))
+        decoded = [decode(raw, drainer.settings.options) for raw in claimed.items]
+        await apply_batch(conn, [copy_rows(decoded)], votes=len(decoded))
     await anyio.sleep(0.3)
     report = await drainer.run()
     assert report.recovered == len(votes) and report.applied == 0

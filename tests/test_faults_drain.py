@@ -340,8 +340,10 @@ GRACE_S = 3  # uvicorn --timeout-graceful-shutdown in local/profile.py
 
 def sigterm_mid_drain(votes: list[VoteEvent], worker_env: dict[str, str],
                       workers: list[FunctionProcess], tmp_path: Path) -> None:
-    """Start a long drain over ``votes`` (already queued) and SIGTERM its worker mid-way."""
-    env = {**worker_env, "WORKER_BATCH_MAX": "10", "WORKER_BUDGET_SECONDS": "60"}
+    """Start a long drain over ``votes`` (already queued) and SIGTERM its worker mid-way.
+    One vote a claim keeps each transaction small (a few votes), so the drain is still
+    running when the shutdown's grace ends."""
+    env = {**worker_env, "WORKER_BATCH_MAX": "1", "WORKER_BUDGET_SECONDS": "60"}
     worker = start_worker(workers, env, tmp_path)
     def invoke() -> None:
         with contextlib.suppress(httpx.TransportError):  # answered 500, or cut: both fine

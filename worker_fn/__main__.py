@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 
 from common.database import open_pool
 from common.redis_client import open_redis
+from common.runtime import DRAINING_THRESHOLD, tune_gc
 from common.settings import exit_on_error
 from worker_fn.admin import reset_poll
 from worker_fn.drain import DependencyDown, Drain, DrainLimits
@@ -28,6 +29,7 @@ async def drain_once(settings: WorkerSettings, budget_s: float) -> int:
     redis = open_redis(settings.redis)
     try:
         async with open_pool(settings.database_url, max_size=2) as pool:
+            tune_gc(DRAINING_THRESHOLD)
             report = await Drain(redis, pool, settings.options, limits).run()
     except DependencyDown as error:
         print(json.dumps({"error": str(error)}), file=sys.stderr)

@@ -21,6 +21,7 @@ from common import observability
 from common.database import open_pool
 from common.logs import configure_logging
 from common.redis_client import RedisClient, open_redis
+from common.runtime import DRAINING_THRESHOLD, tune_gc
 from common.settings import exit_on_error
 from worker_fn.admin import reset_poll
 from worker_fn.drain import DependencyDown, Drain, DrainLimits, DrainReport
@@ -140,6 +141,7 @@ def create_app(settings: WorkerSettings | None = None) -> Starlette:
         redis = open_redis(settings.redis)
         in_flight = InFlight()
         async with open_pool(settings.database_url, max_size=3) as pool:
+            tune_gc(DRAINING_THRESHOLD)
             try:
                 yield {"drain": Drain(redis, pool, settings.options, limits), "pool": pool,
                        "redis": redis, "in_flight": in_flight}

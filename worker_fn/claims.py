@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from common import keys
@@ -42,16 +43,19 @@ redis.call('SADD', KEYS[2], ARGV[1])
 return 1
 """
 
-# KEYS: processing, dead, claims. ARGV: batch id, dead-letter entries...
-# The batch is committed: drop its list and set the rejects aside.
+# KEYS: dead, claims, then one processing list per batch. ARGV: the batch ids (one per
+# list), then dead-letter entries. The batches are committed: drop their lists (UNLINK
+# frees them off Valkey's main thread) and set the rejects aside.
 _RELEASE = """
-local n = #ARGV
-for i = 2, n, 1000 do
-  redis.call('RPUSH', KEYS[2], unpack(ARGV, i, math.min(i + 999, n)))
+local n = #KEYS - 2
+for i = 1, n do
+  redis.call('UNLINK', KEYS[i + 2])
+  redis.call('SREM', KEYS[2], ARGV[i])
 end
-redis.call('DEL', KEYS[1])
-redis.call('SREM', KEYS[3], ARGV[1])
-return n - 1
+for i = n + 1, #ARGV, 1000 do
+  redis.call('RPUSH', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+return n
 """
 
 # KEYS: queue, processing, lease, claims. ARGV: batch id, force.
@@ -120,17 +124,20 @@ class Claims:
             return None
         return Batch(batch_id, [item], 0)
 
-    async def release(self, batch_id: str, dead_letters: list[tuple[bytes, str]]) -> None:
-        """The batch is committed: drop its list and dead-letter the rejects."""
+    async def release(self, committed: Sequence[tuple[str, list[tuple[bytes, str]]]]) -> None:
+        """These batches (id, rejected entries with reasons) are committed: drop their
+        lists and dead-letter the rejects, in one round trip."""
         now_ms = time.time_ns() // 1_000_000
+        batch_ids = [batch_id for batch_id, _ in committed]
         entries = [
             json.dumps({"reason": reason, "at": now_ms,
                         "entry": raw.decode("utf-8", "backslashreplace")})
-            for raw, reason in dead_letters
+            for _, dead_letters in committed for raw, reason in dead_letters
         ]
-        await self._release(keys=[keys.processing(batch_id), keys.DEAD_LETTERS, keys.CLAIMS],
-                            args=[batch_id, *entries])
-        self.outstanding.discard(batch_id)
+        await self._release(
+            keys=[keys.DEAD_LETTERS, keys.CLAIMS, *map(keys.processing, batch_ids)],
+            args=[*batch_ids, *entries])
+        self.outstanding.difference_update(batch_ids)
 
     async def give_back(self, batch_id: str) -> int:
         """Return one of our uncommitted batches to the queue."""

@@ -3,10 +3,11 @@
 The drain runs until its time budget is spent. With ``wait_for_votes`` it blocks on
 the empty queue for the next vote instead of returning, so on a one-minute schedule
 a vote is still applied within a fraction of a second; a drain from a shell stops
-as soon as the queue is empty. While PostgreSQL applies one batch, the next one is
-claimed and decoded, so Redis, Python and PostgreSQL work at the same time. If
-PostgreSQL fails, the claims go back to the queue and the drain backs off and
-retries until its budget runs out.
+as soon as the queue is empty. While PostgreSQL applies one group of batches, the
+next ones are claimed and decoded (worker_fn/prefetch.py), so Redis, Python and
+PostgreSQL work at the same time, and a backlog goes in as few transactions as
+PostgreSQL can keep up with. If PostgreSQL fails, the claims go back to the queue and
+the drain backs off and retries until its budget runs out.
 """
 
 from __future__ import annotations
@@ -28,18 +29,21 @@ from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 from redis.exceptions import RedisError
 
-from common.event import InvalidEvent, VoteEvent, decode
 from common.redis_client import RedisClient
 from common.schema import UnsupportedServer, ensure_schema
 from common.settings import Options
 from worker_fn import metrics
-from worker_fn.apply import apply_batch, heartbeat, latest_per_voter
+from worker_fn.apply import apply_batch, heartbeat
 from worker_fn.claims import Batch, Claims
+from worker_fn.prefetch import Group, Prefetch
 
 log = logging.getLogger("worker_fn.drain")
 
 _IDLE_WAIT_S = 1.0  # longest single block on an empty queue
 _BACKOFF_START_S, _BACKOFF_CAP_S = 0.2, 5.0
+# Batches claimed ahead of PostgreSQL, so at most this many go in one transaction
+# (200,000 votes at the default WORKER_BATCH_MAX).
+_PREFETCH_DEPTH = 10
 
 
 class DependencyDown(RuntimeError):
@@ -53,7 +57,8 @@ class DrainReport:
     claimed: int = 0  # queue entries taken (valid or not)
     dead_lettered: int = 0
     recovered: int = 0  # entries returned to the queue from crashed drains
-    batches: int = 0
+    batches: int = 0  # claims, of at most WORKER_BATCH_MAX entries
+    transactions: int = 0  # each applies every batch decoded while the one before ran
     failures: int = 0  # PostgreSQL errors that were retried
     seconds: float = 0.0
 
@@ -68,35 +73,6 @@ class DrainLimits:
     lease_s: float
     wait_for_votes: bool
     failpoint: str | None = None  # fault-injection tests: die here (see settings.FAILPOINTS)
-
-
-@dataclass
-class DecodedBatch:
-    batch: Batch
-    votes: list[VoteEvent]  # the latest valid vote of each voter in the batch
-    dead: list[tuple[bytes, str]]  # (entry, reason)
-
-
-def decode_batch(batch: Batch, options: Options) -> DecodedBatch:
-    """Split queue entries into votes (one per voter) and dead letters."""
-    events: list[VoteEvent] = []
-    dead: list[tuple[bytes, str]] = []
-    for raw in batch.items:
-        try:
-            events.append(decode(raw, options))
-        except InvalidEvent as error:
-            dead.append((raw, str(error)))
-    return DecodedBatch(batch, latest_per_voter(events), dead)
-
-
-async def _settle(task: asyncio.Task[DecodedBatch | None] | None) -> None:
-    """Wait for a prefetch we are abandoning; its batch is in ``Claims.outstanding`` and
-    is given back by the caller, so its result or error is not needed."""
-    if task is None:
-        return
-    await asyncio.wait({task})
-    if not task.cancelled() and task.exception() is not None:
-        log.warning("prefetching the next batch failed: %s", task.exception())
 
 
 class Drain:
@@ -132,7 +108,7 @@ class Drain:
             report.seconds = round(time.monotonic() - started, 3)
         return report
 
-    async def _next(self, claims: Claims, deadline: float) -> DecodedBatch | None:
+    async def _next(self, claims: Claims, deadline: float) -> Batch | None:
         """The next batch: claimed at once, or waited for while budget remains."""
         self._failpoint("before_claim")
         batch = await claims.claim(self._limits.batch_max)
@@ -147,53 +123,55 @@ class Drain:
         self._failpoint("after_claim")
         metrics.CLAIMED.inc(len(batch.items))
         metrics.QUEUE_DEPTH.set(batch.queued_after)
-        return decode_batch(batch, self._options)
+        return batch
+
+    async def _batches(self, claims: Claims, deadline: float) -> AsyncIterator[Batch]:
+        """Batches until the queue is empty or, when waiting for votes, the budget is spent;
+        the first is claimed even with no budget left."""
+        while (batch := await self._next(claims, deadline)) is not None:
+            yield batch
+            if time.monotonic() >= deadline:
+                return
 
     async def _loop(self, claims: Claims, report: DrainReport, deadline: float) -> None:
         backoff = _BACKOFF_START_S
-        upcoming: asyncio.Task[DecodedBatch | None] | None = None
         while True:
-            current = await (upcoming or self._next(claims, deadline))
-            upcoming = None
-            if current is None:
-                return
-            report.claimed += len(current.batch.items)
-            if current.batch.queued_after and time.monotonic() < deadline:
-                # a backlog: claim and decode the next batch while PostgreSQL works
-                upcoming = asyncio.create_task(self._next(claims, deadline))
+            prefetch = Prefetch(self._batches(claims, deadline), self._options, _PREFETCH_DEPTH)
+            committed = report.transactions
             try:
-                report.applied += await self._apply(current)
-            except psycopg.OperationalError as error:
-                metrics.FAILURES.inc()
-                await _settle(upcoming)
-                upcoming = None
-                report.claimed -= len(current.batch.items)
-                report.failures += 1
-                await claims.give_back_all()
-                remaining = deadline - time.monotonic()
-                log.warning("PostgreSQL failed, votes stay queued (retry in %.1fs): %s",
-                            backoff, error)
-                if remaining <= backoff:
-                    raise DependencyDown(f"PostgreSQL is unreachable: {error}") from error
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _BACKOFF_CAP_S)
-                continue
-            except BaseException:
-                if upcoming is not None:
-                    upcoming.cancel()
-                await _settle(upcoming)
-                raise
-            backoff = _BACKOFF_START_S
-            self._failpoint("after_commit")
-            await claims.release(current.batch.id, current.dead)
-            report.dead_lettered += len(current.dead)
-            report.batches += 1
-            metrics.DEAD_LETTERED.inc(len(current.dead))
-            if current.dead:
-                log.warning("dead-lettered %d queue entries: %s", len(current.dead),
-                            sorted({reason for _, reason in current.dead}))
-            if upcoming is None and time.monotonic() >= deadline:
+                await self._apply_all(prefetch, claims, report)
                 return
+            except psycopg.OperationalError as error:
+                failure = error
+            finally:
+                await prefetch.stop()
+            metrics.FAILURES.inc()
+            report.failures += 1
+            if report.transactions > committed:
+                backoff = _BACKOFF_START_S  # it had recovered since the last failure
+            await claims.give_back_all()
+            log.warning("PostgreSQL failed, votes stay queued (retry in %.1fs): %s",
+                        backoff, failure)
+            if deadline - time.monotonic() <= backoff:
+                raise DependencyDown(f"PostgreSQL is unreachable: {failure}") from failure
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, _BACKOFF_CAP_S)
+
+    async def _apply_all(self, prefetch: Prefetch, claims: Claims, report: DrainReport) -> None:
+        """Apply each group in one transaction, then release its batches."""
+        while (group := await prefetch.take()) is not None:
+            report.applied += await self._apply(group)
+            self._failpoint("after_commit")
+            await claims.release([(claimed.batch.id, claimed.dead) for claimed in group.claimed])
+            for claimed in group.claimed:
+                report.claimed += len(claimed.batch.items)
+                report.dead_lettered += len(claimed.dead)
+                report.batches += 1
+                metrics.DEAD_LETTERED.inc(len(claimed.dead))
+                if claimed.dead:
+                    log.warning("dead-lettered %d queue entries: %s", len(claimed.dead),
+                                sorted({reason for _, reason in claimed.dead}))
+            report.transactions += 1
 
     @staticmethod
     async def _give_back_quietly(claims: Claims) -> None:
@@ -204,18 +182,17 @@ class Drain:
                 log.warning("could not return the claims of %s; they are recovered when its "
                             "lease expires: %s", claims.owner, error)
 
-    async def _apply(self, decoded: DecodedBatch) -> int:
+    async def _apply(self, group: Group) -> int:
         started = time.monotonic()
         async with self._connection(timeout_s=5.0) as conn:
             changed = await apply_batch(
-                conn, decoded.votes, queued=decoded.batch.queued_after,
+                conn, group.rows, votes=group.votes, queued=group.queued_after,
                 before_commit=lambda: self._failpoint("mid_transaction"))
-        if decoded.votes:
+        if group.oldest_ms is not None:
             metrics.BATCHES.inc()
             metrics.APPLIED.inc(changed)
             metrics.BATCH_SECONDS.observe(time.monotonic() - started)
-            oldest_ms = min(vote.accepted_ms for vote in decoded.votes)
-            metrics.LAG_SECONDS.observe(max(0.0, time.time() - oldest_ms / 1000))
+            metrics.LAG_SECONDS.observe(max(0.0, time.time() - group.oldest_ms / 1000))
         return changed
 
     @contextlib.asynccontextmanager
