@@ -452,8 +452,10 @@ def test_the_results_page_shows_the_pipeline_and_a_stalled_worker(
         stack: LocalStack, browsing: Browsing) -> None:
     """The pipeline panel shows votes counted, the last batch's age and the queue at the last
     look; with the worker frozen it says so in plain words within seconds, then recovers."""
+    before = stack.results()["total"]  # the stack is shared: earlier tests voted too
     vote_by_api(stack, "cats")
-    total = wait_until(lambda: stack.results()["total"], 15, "a vote counted")
+    wait_until(lambda: stack.results()["total"] > before, 15, "the vote counted")
+    total = stack.results()["total"]
     page, _ = open_results(browsing, stack.result_url)
     panel = page.locator("#pipeline")
     expect(panel).to_have_attribute("data-state", "ok")
