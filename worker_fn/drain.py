@@ -162,9 +162,9 @@ class Drain:
         while (group := await prefetch.take()) is not None:
             report.applied += await self._apply(group)
             self._failpoint("after_commit")
-            await claims.release([(claimed.batch.id, claimed.dead) for claimed in group.claimed])
+            await claims.release([(claimed.id, claimed.dead) for claimed in group.claimed])
             for claimed in group.claimed:
-                report.claimed += len(claimed.batch.items)
+                report.claimed += claimed.entries
                 report.dead_lettered += len(claimed.dead)
                 report.batches += 1
                 metrics.DEAD_LETTERED.inc(len(claimed.dead))

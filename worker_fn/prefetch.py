@@ -28,7 +28,11 @@ _YIELD_EVERY = 1000  # entries decoded between turns of the event loop
 
 @dataclass
 class Claimed:
-    batch: Batch
+    """A claimed batch once decoded (its entries are not kept)."""
+
+    id: str
+    entries: int
+    queued_after: int  # queue length left after the claim
     dead: list[tuple[bytes, str]]  # (entry, reason): set aside when the batch is released
 
 
@@ -47,11 +51,11 @@ class Group:
             self.votes += len(votes)
             oldest = min(vote.accepted_ms for vote in votes)
             self.oldest_ms = oldest if self.oldest_ms is None else min(self.oldest_ms, oldest)
-        self.claimed.append(Claimed(batch, dead))
+        self.claimed.append(Claimed(batch.id, len(batch.items), batch.queued_after, dead))
 
     @property
     def queued_after(self) -> int:
-        return self.claimed[-1].batch.queued_after
+        return self.claimed[-1].queued_after
 
 
 async def decode_batch(batch: Batch,
