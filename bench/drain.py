@@ -1,5 +1,6 @@
 """Drain: queued votes moved from Valkey into PostgreSQL by ``python -m worker_fn drain``,
-vs a pure-SQL ceiling: the same rows in one COPY and one set-based upsert.
+vs a pure-SQL ceiling: the same rows in one COPY and one set-based upsert, which is the
+worker's own apply (worker_fn/apply.py) run once over all of them.
 
 The votes come from a fixed number of voters, most of whom change their vote several
 times, so the latest-vote-wins rule does real work. Both runs start from an empty
@@ -9,6 +10,7 @@ Python count of the latest vote per voter gives.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import subprocess
@@ -24,35 +26,9 @@ from bench.harness import OPTIONS, REPO, BenchError, Processes, create_schema, t
 from bench.report import Figure
 from common import keys
 from common.event import VoteEvent
+from worker_fn.apply import apply_batch, copy_rows
 
 TARGET = 0.4
-
-# The ceiling: the statement the worker runs per transaction (worker_fn/apply.py), once,
-# over every row.
-_CEILING = """
-WITH latest AS (
-    SELECT DISTINCT ON (voter) voter, option, vote_id, accepted_ms FROM staged
-    ORDER BY voter, accepted_ms DESC, vote_id DESC
-), changed AS (
-    INSERT INTO ballots AS b (voter, option, vote_id, accepted_ms)
-    SELECT * FROM latest
-    ON CONFLICT (voter) DO UPDATE
-        SET option = excluded.option, vote_id = excluded.vote_id,
-            accepted_ms = excluded.accepted_ms
-        WHERE (excluded.accepted_ms, excluded.vote_id) > (b.accepted_ms, b.vote_id)
-    RETURNING old.option AS was, new.option AS now
-), deltas AS (
-    SELECT now AS option, count(*) AS delta FROM changed GROUP BY now
-    UNION ALL
-    SELECT was, -count(*) FROM changed WHERE was IS NOT NULL GROUP BY was
-), tallied AS (
-    UPDATE tallies t SET votes = t.votes + d.delta
-    FROM (SELECT option, sum(delta) AS delta FROM deltas GROUP BY option) d
-    WHERE t.option = d.option AND d.delta <> 0
-)
-UPDATE results_meta SET version = version + 1, updated_at = now()
-"""
-
 
 @dataclass(frozen=True)
 class Sizes:
@@ -92,7 +68,7 @@ def run(quick: bool) -> list[Figure]:
         redis_url = procs.valkey()
         create_schema(database_url)
         with psycopg.connect(database_url, autocommit=True) as conn:
-            ceiling_s = _ceiling(conn, votes)
+            ceiling_s = _ceiling(conn, database_url, votes)
             ceiling_ok = _tallies(conn) == expected
             _empty(conn)
 
@@ -131,19 +107,21 @@ def run(quick: bool) -> list[Figure]:
 
 
 
-def _ceiling(conn: psycopg.Connection[tuple[object, ...]], votes: list[VoteEvent]) -> float:
-    """Seconds for one COPY of every vote into a temporary table plus one upsert."""
-    rows = "".join(f"{v.voter}\t{v.option}\t{v.vote_id}\t{v.accepted_ms}\n"
-                   for v in votes).encode()
+def _ceiling(conn: psycopg.Connection[tuple[object, ...]], url: str,
+             votes: list[VoteEvent]) -> float:
+    """Seconds for the worker's own apply (worker_fn/apply.py: one COPY into its temporary
+    table, then its statement: the latest vote per voter, the upsert, the tallies) run
+    once over every vote."""
+    rows = copy_rows(votes)
     conn.execute("CHECKPOINT")
-    with timed() as elapsed, conn.transaction():
-        conn.execute("CREATE TEMP TABLE staged (voter text, option text, vote_id text, "
-                     "accepted_ms bigint) ON COMMIT DROP")
-        with conn.cursor().copy("COPY staged FROM STDIN") as copy:
-            for start in range(0, len(rows), 1 << 20):
-                copy.write(rows[start:start + (1 << 20)])
-        conn.execute(_CEILING)
-    return elapsed[0]
+
+    async def apply() -> float:
+        async with await psycopg.AsyncConnection.connect(url) as applying:
+            with timed() as elapsed:
+                await apply_batch(applying, [rows], votes=len(votes))
+        return elapsed[0]
+
+    return asyncio.run(apply())
 
 
 def _empty(conn: psycopg.Connection[tuple[object, ...]]) -> None:

@@ -81,7 +81,6 @@ class Prefetch:
         self._group = Group()
         self._slots = asyncio.Semaphore(depth)
         self._grown = asyncio.Event()
-        self._finished = False
         self._stopping = False
         self._raised = False  # the error that stopped it was raised by take
         self._task = asyncio.create_task(self._run(batches))
@@ -96,14 +95,13 @@ class Prefetch:
                 self._group.add(batch, votes, dead)  # no await: never taken half-added
                 self._grown.set()
         finally:
-            self._finished = True
-            self._grown.set()
+            self._grown.set()  # the task is done by the time take() wakes
 
     async def take(self) -> Group | None:
         """The group decoded so far (waiting for its first batch); None when no more
         will come. The error that stopped the prefetching is raised then."""
         while not self._group.claimed:
-            if self._finished:
+            if self._task.done():
                 self._raised = True
                 await self._task
                 return None
