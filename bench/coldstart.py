@@ -17,6 +17,12 @@ Where the time goes is in the details: the first answer of any status (the port 
 once the lifespan has started), the CPU time used by the first 200 (steadier than the
 wall clock on a busy machine), and ``python -X importtime`` of the same command, by
 package (the time spent in its own modules), also as the excess over the baseline's.
+
+Each function also gets a library floor (bench/floor.py): the baseline app importing
+the third-party modules that the function's own start under ``-X importtime`` loaded
+and the baseline's did not, timed in the same interleaved rounds. Above the floor is
+the function's own code and its connections; a target below the floor cannot be met
+with those libraries.
 """
 
 from __future__ import annotations
@@ -82,14 +88,23 @@ def run(quick: bool) -> list[Figure]:
         asyncio.run(_create_schema(database_url))
         env = {"REDIS_URL": redis_url, "DATABASE_URL": database_url, "VOTE_RATE_LIMIT": "0",
                "WORKER_BUDGET_SECONDS": "0.5"}  # the drain of the sample requests is short
+        envs = {spec.name: env for spec in SPECS}
         for spec in SPECS:  # warm the file cache; not measured
             _start(procs, spec, env)
-        starts: dict[str, list[Start]] = defaultdict(list)
-        for _ in range(sizes.repeats):
-            for spec in SPECS:
-                starts[spec.name].append(_start(procs, spec, env))
         imports = {spec.name: _import_times(procs, spec, env, sizes.import_runs)
                    for spec in SPECS}
+        floors = []
+        for spec in profile.FUNCTIONS:
+            floor = _floor_of(spec)
+            modules = _library_modules(imports[spec.name].modules,
+                                       imports["baseline"].modules)
+            envs[floor.name] = {**env, "FLOOR_MODULES": ",".join(modules)}
+            floors.append(floor)
+            _start(procs, floor, envs[floor.name])  # warm
+        starts: dict[str, list[Start]] = defaultdict(list)
+        for _ in range(sizes.repeats):
+            for spec in (*SPECS, *floors):
+                starts[spec.name].append(_start(procs, spec, envs[spec.name]))
 
     def median(name: str, attribute: str) -> float:
         return float(statistics.median(getattr(s, attribute) for s in starts[name]))
@@ -100,9 +115,13 @@ def run(quick: bool) -> list[Figure]:
     for spec in profile.FUNCTIONS:
         samples = starts[spec.name]
         common = {"repeats": sizes.repeats, "uvicorn_workers": 1,
-                  "import_ms": _slowest(imports[spec.name]),
-                  "import_ms_over_baseline": _over(imports[spec.name], imports["baseline"]),
-                  "baseline_import_ms": round(imports["baseline"].get("total", math.nan), 1)}
+                  "import_ms": _slowest(imports[spec.name].packages),
+                  "import_ms_over_baseline": _over(imports[spec.name].packages,
+                                                   imports["baseline"].packages),
+                  "baseline_import_ms": round(imports["baseline"].packages.get("total",
+                                                                               math.nan), 1)}
+        floor_ms = median(_floor_of(spec).name, "first_200_ms")
+        library_modules = envs[_floor_of(spec).name]["FLOOR_MODULES"].count(",") + 1
         figures.append(Figure(
             "coldstart", f"{spec.name} start to first 200", median(spec.name, "first_200_ms"),
             "ms", TARGET_RATIO, at_least=False, ceiling=baseline_ms, ceiling_name="baseline app",
@@ -116,7 +135,16 @@ def run(quick: bool) -> list[Figure]:
                                         / median("baseline", "cpu_ms"), 2),
                      "baseline_first_answer_ms": round(median("baseline", "first_answer_ms"),
                                                        1),
-                     "health_path": spec.health_path}))
+                     "health_path": spec.health_path,
+                     "library_floor_ms": round(floor_ms, 1),
+                     "library_floor_ratio": round(floor_ms / baseline_ms, 2),
+                     "library_floor_samples_ms": [round(s.first_200_ms, 1)
+                                                  for s in starts[_floor_of(spec).name]],
+                     "library_modules": library_modules},
+            note=f"library floor {floor_ms:,.0f} ms = {floor_ms / baseline_ms:.2f}x (the "
+                 f"baseline app importing the same {library_modules} third-party modules); "
+                 f"its own code and connections: "
+                 f"{(median(spec.name, 'first_200_ms') - floor_ms) / baseline_ms:+.2f}x"))
     for spec in profile.FUNCTIONS:
         samples = starts[spec.name]
         figures.append(Figure(
@@ -160,7 +188,7 @@ def _start(procs: Processes, spec: profile.FunctionSpec, env: dict[str, str]) ->
                                  f"{procs.log_tail(name)}")
             time.sleep(POLL_S)
         assert first_answer is not None
-        for method, path, body in REQUESTS[spec.name]:
+        for method, path, body in REQUESTS.get(spec.name, REQUESTS["baseline"]):
             status = _request(port, method, path, body)
             if status is None or status >= 400:
                 raise BenchError(f"{name}: {method} {path} answered {status}:\n"
@@ -200,16 +228,42 @@ def _request(port: int, method: str, path: str, body: bytes | None,
 _IMPORT_LINE = re.compile(r"import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s*)(\S+)")
 
 
+@dataclass(frozen=True)
+class Imports:
+    packages: dict[str, float]  # "total", and ms in each package's own modules
+    modules: list[str]  # every module loaded, in the order each finished loading
+
+
 def _import_times(procs: Processes, spec: profile.FunctionSpec, env: dict[str, str],
-                  runs: int) -> dict[str, float]:
+                  runs: int) -> Imports:
     """Where a start's imports go: the same server command under ``python -X importtime``
     until its first 200; ``total``, and the time spent in each package's own modules
     (ms; the flag itself adds some overhead). On a busy machine a single run charges a
     preemption to whichever module was loading: the minimum over the runs is kept."""
-    samples = [_import_run(procs, spec, env) for _ in range(runs)]
-    samples = [sample for sample in samples if sample]
-    return {key: min(sample.get(key, 0.0) for sample in samples)
-            for key in set[str]().union(*samples)}
+    samples = [sample for _ in range(runs)
+               if (sample := _import_run(procs, spec, env)) is not None]
+    if not samples:
+        raise BenchError(f"{spec.name} gave no 200 under python -X importtime")
+    packages = {key: min(sample.packages.get(key, 0.0) for sample in samples)
+                for key in set[str]().union(*(sample.packages for sample in samples))}
+    return Imports(packages, samples[0].modules)
+
+
+def _floor_of(spec: profile.FunctionSpec) -> profile.FunctionSpec:
+    """The function's library floor (bench/floor.py), started the same way."""
+    return profile.FunctionSpec(f"{spec.name}-floor", "bench", "bench.floor:imports_app",
+                                BASELINE.health_path, ())
+
+
+OWN_PACKAGES = {"common", "bench", "local", *(spec.package for spec in profile.FUNCTIONS)}
+
+
+def _library_modules(modules: list[str], baseline_modules: list[str]) -> list[str]:
+    """The third-party modules among ``modules`` that the baseline app does not load."""
+    loaded = set(baseline_modules)
+    return [module for module in modules if module not in loaded
+            and (top := module.partition(".")[0]) not in sys.stdlib_module_names
+            and top not in OWN_PACKAGES and not top.startswith(("__", "_sysconfigdata"))]
 
 
 def _slowest(imports: dict[str, float], top: int = 8) -> dict[str, float]:
@@ -228,7 +282,7 @@ def _over(imports: dict[str, float], baseline: dict[str, float],
 
 
 def _import_run(procs: Processes, spec: profile.FunctionSpec,
-                env: dict[str, str]) -> dict[str, float]:
+                env: dict[str, str]) -> Imports | None:
     port = free_port()
     name = f"{spec.name}-importtime-{port}"
     process = procs.start(name, [sys.executable, "-X", "importtime",
@@ -237,15 +291,17 @@ def _import_run(procs: Processes, spec: profile.FunctionSpec,
         deadline = time.monotonic() + 60
         while _status(port, spec.health_path) != 200:
             if process.poll() is not None or time.monotonic() > deadline:
-                return {}
+                return None
             time.sleep(0.05)
     finally:
         stop(process)
     packages: dict[str, float] = defaultdict(float)
+    modules = []
     total = 0.0
     for line in (procs.folder / f"{name}.log").read_text(errors="replace").splitlines():
         if match := _IMPORT_LINE.match(line):
+            modules.append(match.group(4))
             packages[match.group(4).split(".")[0]] += int(match.group(1)) / 1000
             if len(match.group(3)) == 1:  # a top-level import: its cumulative time
                 total += int(match.group(2)) / 1000
-    return {"total": total, **packages}
+    return Imports({"total": total, **packages}, modules)

@@ -6,6 +6,12 @@ voter keeping its signed cookie. The baseline is driven before and after them, a
 ratio is taken against the mean of those two runs. After each vote_fn run every
 acknowledged (2xx) vote must be in the queue; a few more may be there, from requests
 still in flight when wrk stopped.
+
+The queue floor (bench/floor.py ``queue_app``: the baseline app that also pushes each
+body through vote_fn's coalescing queue) is driven the same way, just inside the
+baselines (baseline, floor, vote_fn twice, floor, baseline). What is left between it
+and vote_fn is the vote's own work: reading and checking the ballot, the voter's
+identity and cookies, the receipt, the security headers, the request id, the metrics.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from local import profile
 
 TARGET = 0.75
 BODY = '{"vote":"cats"}'
+QUEUE_FLOOR = profile.FunctionSpec("queue-floor", "bench", "bench.floor:queue_app", "/healthz", ())
 
 
 @dataclass(frozen=True)
@@ -46,29 +53,36 @@ def run(quick: bool) -> list[Figure]:
         client = redis.Redis.from_url(url)
         env = {"REDIS_URL": url, "VOTE_RATE_LIMIT": "0"}  # no rate limit while measured
         baseline_app = procs.function(BASELINE, env, workers=sizes.workers)
+        floor_app = procs.function(QUEUE_FLOOR, env, workers=sizes.workers)
         vote = procs.function(profile.by_name("vote"), env, workers=sizes.workers)
         # The baseline runs before and after the votes, so a drift of a shared machine's
         # load during the scenario moves the ceiling as it moves the figures.
         baselines = [_drive(baseline_app.url, sizes, ["post", BODY])]
+        floors = [_drive(floor_app.url, sizes, ["post", BODY])]
         measured: dict[str, tuple[WrkRun, int]] = {}
         for name, cookie in (("new voter per request", None),
                              ("kept cookie", _voter_cookie(vote.url))):
             args = ["post", BODY, *([cookie] if cookie else [])]
             result = _drive(vote.url, sizes, args, before=lambda: client.delete(keys.QUEUE))
             measured[name] = (result, _settled_length(client))
+        floors.append(_drive(floor_app.url, sizes, ["post", BODY]))
         baselines.append(_drive(baseline_app.url, sizes, ["post", BODY]))
         client.close()
     ceiling = statistics.mean(b.ok_per_s for b in baselines)
+    floor_ratio = statistics.mean(f.ok_per_s for f in floors) / ceiling
     return [Figure(
         "ingest", name, got.ok_per_s, "votes/s", TARGET, at_least=True, ceiling=ceiling,
         ceiling_name="baseline app",
         note=f"p50 {got.p50_ms:.1f} ms, p99 {got.p99_ms:.1f} ms (baseline p50 "
              f"{baselines[0].p50_ms:.1f} ms); {queued:,} in the queue for {got.ok:,} 2xx, "
-             f"{got.non_2xx} other answers",
+             f"{got.non_2xx} other answers; queue floor {floor_ratio:.2f}x, the vote's own "
+             f"work {got.ok_per_s / ceiling - floor_ratio:+.2f}x",
         details={"acknowledged": got.ok, "in_queue": queued,
                  "all_acknowledged_queued": queued >= got.ok, "non_2xx": got.non_2xx,
                  "socket_errors": got.socket_errors, "p50_ms": got.p50_ms,
                  "p99_ms": got.p99_ms, "baseline_runs": [asdict(b) for b in baselines],
+                 "queue_floor_runs": [asdict(f) for f in floors],
+                 "queue_floor_ratio": round(floor_ratio, 3),
                  "connections": sizes.connections, "seconds": got.seconds,
                  "uvicorn_workers": sizes.workers})
         for name, (got, queued) in measured.items()]

@@ -27,7 +27,7 @@ def test_quick_benchmark_prints_every_ratio_and_writes_its_results(tmp_path: Pat
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     lines = result.stdout.splitlines()
     expected = {"drain": " vs COPY + upsert ", "read": " vs p50 with 1,000 ",
-                "fanout": "p99 delay"}
+                "fanout": "p99 delay", "coldstart": " vs baseline app "}
     if shutil.which("wrk"):
         expected["ingest"] = " vs baseline app "
     for scenario, ceiling in expected.items():
@@ -36,4 +36,10 @@ def test_quick_benchmark_prints_every_ratio_and_writes_its_results(tmp_path: Pat
     document = json.loads((tmp_path / "bench-results.json").read_text())
     assert set(expected) <= {figure["scenario"] for figure in document["figures"]}
     assert document["machine"]["cores"]
+    # each ratio against the baseline app comes with its floor, measured in the same run
+    for figure in document["figures"]:
+        if figure["ceiling_name"] == "baseline app":
+            floor = figure["details"].get("library_floor_ms",
+                                          figure["details"].get("queue_floor_ratio"))
+            assert isinstance(floor, float) and floor > 0, figure
     assert (tmp_path / "bench-chart.png").stat().st_size > 0
