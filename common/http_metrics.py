@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable
 
 from prometheus_client import Counter, Histogram
+from starlette._utils import get_route_path  # the path without a --root-path prefix
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LABELS = ("app_name", "method", "path", "status_code")
@@ -43,7 +44,7 @@ class HttpMetrics:
         self._skip = frozenset(skip_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self._skip:
+        if scope["type"] != "http" or get_route_path(scope) in self._skip:
             await self._app(scope, receive, send)
             return
         started = time.perf_counter()

@@ -18,6 +18,7 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
+from common import keys
 from local.servers import free_port
 from result_fn.app import create_app as create_result_app
 from result_fn.settings import ResultSettings
@@ -25,6 +26,7 @@ from tests.functions import FunctionProcess
 from tests.servers import REPO, wait_until
 from tests.sse import events
 from vote_fn.app import create_app as create_vote_app
+from vote_fn.queue import VoteQueue
 from vote_fn.settings import VoteSettings
 
 from .helpers import make_votes, push
@@ -154,3 +156,69 @@ def test_result_readyz_names_postgres_when_down(environ: dict[str, str]) -> None
     with TestClient(create_result_app(ResultSettings.from_env(down))) as client:
         wait_until(lambda: client.get("/readyz").status_code == 503, 5, "readyz 503")
         assert "postgres" in client.get("/readyz").json()
+
+
+def test_under_a_root_path_a_vote_is_answered_and_counted_once(
+        environ: dict[str, str], redis_client: redis.Redis) -> None:
+    """Mounted under a prefix (``uvicorn --root-path``), POST /api/vote still takes the
+    fast path: one request id, one set of security headers, one request counted."""
+    app = create_vote_app(VoteSettings.from_env(environ))
+    with TestClient(app, root_path="/poll") as client:
+        labels = {"method": "POST", "path": "/api/vote", "status_code": "202"}
+        before = metric(client.get("/poll/metrics").text, "http_requests_total", **labels)
+        response = client.post("/poll/api/vote", json={"vote": "cats"})
+        after = metric(client.get("/poll/metrics").text, "http_requests_total", **labels)
+    assert response.status_code == 202
+    for name in ("x-request-id", "x-content-type-options", "content-security-policy"):
+        assert len(response.headers.get_list(name)) == 1, name
+    assert after - before == 1
+    assert redis_client.llen(keys.QUEUE) == 1
+
+
+def test_an_unexpected_error_on_the_vote_path_is_a_json_500_with_the_request_id(
+        vote: TestClient, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A bug behind POST /api/vote answers what the API promises (JSON with an error, the
+    request id, the security headers), is counted as a 500 and logged with its traceback."""
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("an injected bug")
+
+    monkeypatch.setattr(VoteQueue, "push", broken)
+    labels = {"method": "POST", "path": "/api/vote", "status_code": "500"}
+    before = metric(vote.get("/metrics").text, "http_requests_total", **labels)
+    sent = "0123456789abcdef0123456789abcdef"
+    response = vote.post("/api/vote", json={"vote": "cats"}, headers={"X-Request-ID": sent})
+    assert response.status_code == 500 and response.json()["error"]
+    assert response.headers["x-request-id"] == sent
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert metric(vote.get("/metrics").text, "http_requests_total", **labels) - before == 1
+    [record] = [r for r in caplog.records if r.exc_info]
+    assert "an injected bug" in str(record.exc_info[1])
+    assert redis_client.llen(keys.QUEUE) == 0
+
+
+def test_a_voter_who_hangs_up_mid_body_is_not_counted_as_a_server_error(
+        vote: TestClient) -> None:
+    """A client gone before its body arrived gets no answer (nobody is there), and the
+    metrics count it as 499, not as a 500 an operator would be paged for."""
+    sent: list[object] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: object) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": "/api/vote", "raw_path": b"/api/vote",
+             "root_path": "", "query_string": b"", "client": ("127.0.0.1", 50000),
+             "server": ("testserver", 80), "headers": [(b"content-type", b"application/json")],
+             "state": {}}
+    before = vote.get("/metrics").text
+    anyio.run(vote.app, scope, receive, send)
+    after = vote.get("/metrics").text
+    assert sent == []
+    for status, counted in (("499", 1), ("500", 0)):
+        labels = {"method": "POST", "path": "/api/vote", "status_code": status}
+        assert metric(after, "http_requests_total", **labels) - \
+            metric(before, "http_requests_total", **labels) == counted

@@ -10,6 +10,8 @@ Starlette's routing, five middleware layers, Request/Response objects and
 difference was those layers, not the vote.
 
 Every other request (and any other method on this path) goes through the stack as usual.
+An unexpected error still gets the API's JSON (a 500 with the request id), and a client
+that hangs up before its body arrived gets nothing and is counted as 499, not 500.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 import orjson
 from redis.exceptions import RedisError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive, Scope, Send
 
 from common import http_metrics, observability
@@ -41,6 +43,8 @@ RETRY_AFTER_S = "2"
 UNAVAILABLE = "the vote queue is unavailable; retry shortly"
 CROSS_SITE = "votes are accepted only from this site's own page"
 TOO_MANY = "too many votes from your address; retry after the time in Retry-After"
+INTERNAL = "internal error; the request id in X-Request-ID identifies it in the logs"
+CLIENT_CLOSED = 499  # the metrics' status for a client gone mid-request (nginx's code)
 _JSON_TYPE = (b"content-type", b"application/json")
 _REQUEST_ID = observability.REQUEST_ID_HEADER.lower().encode()
 RawHeaders = list[tuple[bytes, bytes]]
@@ -100,7 +104,14 @@ class VoteApi:
             request = Request(scope, receive)
             request_id = observability.bind_request_id(request.headers.get("x-request-id"))
             peer = self._proxies.peer(scope)
-            status, document, headers = await self._vote(request, peer)
+            try:
+                status, document, headers = await self._vote(request, peer)
+            except ClientDisconnect:  # hung up before its body arrived: nobody to answer
+                status = CLIENT_CLOSED
+                return
+            except Exception:  # a bug: still the API's JSON, request id and headers
+                log.exception("the vote could not be handled")
+                status, document, headers = 500, {"error": INTERNAL}, []
             body = orjson.dumps(document)
             headers += [_JSON_TYPE, (b"content-length", str(len(body)).encode()),
                         *(WITH_HSTS if peer.https else BASE_HEADERS),

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import orjson
 from redis.exceptions import RedisError
+from starlette._utils import get_route_path  # what the router matches (not public API)
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -86,7 +87,9 @@ class VoteApp(Starlette):
         self._vote_api = vote_api
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == PATH and scope["method"] == "POST":
+        # The path as the router sees it, without the prefix of a --root-path mount.
+        if (scope["type"] == "http" and scope["method"] == "POST"
+                and get_route_path(scope) == PATH):
             scope["app"] = self
             await self._vote_api(scope, receive, send)
             return
