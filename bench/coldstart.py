@@ -18,11 +18,11 @@ once the lifespan has started), the CPU time used by the first 200 (steadier tha
 wall clock on a busy machine), and ``python -X importtime`` of the same command, by
 package (the time spent in its own modules), also as the excess over the baseline's.
 
-Each function also gets a library floor (bench/floor.py): the baseline app importing
-the third-party modules that the function's own start under ``-X importtime`` loaded
-and the baseline's did not, timed in the same interleaved rounds. Above the floor is
-the function's own code and its connections; a target below the floor cannot be met
-with those libraries.
+Each function also gets a library floor (bench/import_floor.py): the baseline app
+importing the third-party modules that the function's own start under ``-X importtime``
+loaded by its first 200 and the baseline's did not, timed in the same interleaved
+rounds. Above the floor is the function's own code and its connections; a target below
+the floor cannot be met with those libraries.
 """
 
 from __future__ import annotations
@@ -250,8 +250,8 @@ def _import_times(procs: Processes, spec: profile.FunctionSpec, env: dict[str, s
 
 
 def _floor_of(spec: profile.FunctionSpec) -> profile.FunctionSpec:
-    """The function's library floor (bench/floor.py), started the same way."""
-    return profile.FunctionSpec(f"{spec.name}-floor", "bench", "bench.floor:imports_app",
+    """The function's library floor (bench/import_floor.py), started the same way."""
+    return profile.FunctionSpec(f"{spec.name}-floor", "bench", "bench.import_floor:create_app",
                                 BASELINE.health_path, ())
 
 
@@ -287,18 +287,21 @@ def _import_run(procs: Processes, spec: profile.FunctionSpec,
     name = f"{spec.name}-importtime-{port}"
     process = procs.start(name, [sys.executable, "-X", "importtime",
                                  *profile.uvicorn_argv(spec, "127.0.0.1", port)[1:]], env)
+    log = procs.folder / f"{name}.log"
     try:
         deadline = time.monotonic() + 60
         while _status(port, spec.health_path) != 200:
             if process.poll() is not None or time.monotonic() > deadline:
                 return None
             time.sleep(0.05)
+        # Only what was loaded by the first 200 (stderr is unbuffered); not the shutdown's.
+        loaded = log.read_bytes().decode(errors="replace")
     finally:
         stop(process)
     packages: dict[str, float] = defaultdict(float)
     modules = []
     total = 0.0
-    for line in (procs.folder / f"{name}.log").read_text(errors="replace").splitlines():
+    for line in loaded.splitlines():
         if match := _IMPORT_LINE.match(line):
             modules.append(match.group(4))
             packages[match.group(4).split(".")[0]] += int(match.group(1)) / 1000

@@ -7,7 +7,7 @@ ratio is taken against the mean of those two runs. After each vote_fn run every
 acknowledged (2xx) vote must be in the queue; a few more may be there, from requests
 still in flight when wrk stopped.
 
-The queue floor (bench/floor.py ``queue_app``: the baseline app that also pushes each
+The queue floor (bench/queue_floor.py: the baseline app that also pushes each
 body through vote_fn's coalescing queue) is driven the same way, just inside the
 baselines (baseline, floor, vote_fn twice, floor, baseline). What is left between it
 and vote_fn is the vote's own work: reading and checking the ballot, the voter's
@@ -31,7 +31,8 @@ from local import profile
 
 TARGET = 0.75
 BODY = '{"vote":"cats"}'
-QUEUE_FLOOR = profile.FunctionSpec("queue-floor", "bench", "bench.floor:queue_app", "/healthz", ())
+QUEUE_FLOOR = profile.FunctionSpec("queue-floor", "bench", "bench.queue_floor:create_app",
+                                   BASELINE.health_path, ())
 
 
 @dataclass(frozen=True)

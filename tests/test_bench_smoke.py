@@ -43,3 +43,15 @@ def test_quick_benchmark_prints_every_ratio_and_writes_its_results(tmp_path: Pat
                                           figure["details"].get("queue_floor_ratio"))
             assert isinstance(floor, float) and floor > 0, figure
     assert (tmp_path / "bench-chart.png").stat().st_size > 0
+
+
+def test_the_import_floor_loads_only_the_modules_it_is_given() -> None:
+    """bench/import_floor.py must load nothing of its own beyond the baseline app, or a
+    cold start's library floor would include modules the function never loads."""
+    def loaded(module: str) -> set[str]:
+        run = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"],
+                             cwd=REPO, capture_output=True, text=True, timeout=60, check=True)
+        return {line.rsplit("|", 1)[1].strip() for line in run.stderr.splitlines()
+                if line.startswith("import time:") and line.count("|") == 2}
+
+    assert loaded("bench.import_floor") - loaded("bench.baseline") == {"bench.import_floor"}
