@@ -137,15 +137,14 @@ def run(quick: bool) -> list[Figure]:
                      "baseline_first_answer_ms": round(median("baseline", "first_answer_ms"),
                                                        1),
                      "health_path": spec.health_path,
-                     "library_floor_ms": round(floor_ms, 1),
-                     "library_floor_ratio": round(floor_ms / baseline_ms, 2),
                      "library_floor_samples_ms": [round(s.first_200_ms, 1)
                                                   for s in starts[_floor_of(spec).name]],
                      "library_modules": library_modules},
             note=f"library floor {floor_ms:,.0f} ms = {floor_ms / baseline_ms:.2f}x (the "
                  f"baseline app importing the same {library_modules} third-party modules); "
                  f"its own code and connections: "
-                 f"{(median(spec.name, 'first_200_ms') - floor_ms) / baseline_ms:+.2f}x"))
+                 f"{(median(spec.name, 'first_200_ms') - floor_ms) / baseline_ms:+.2f}x",
+            floor=floor_ms, floor_name="library floor"))
     for spec in profile.FUNCTIONS:
         samples = starts[spec.name]
         figures.append(Figure(

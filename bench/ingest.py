@@ -70,20 +70,20 @@ def run(quick: bool) -> list[Figure]:
         baselines.append(_drive(baseline_app.url, sizes, ["post", BODY]))
         client.close()
     ceiling = statistics.mean(b.ok_per_s for b in baselines)
-    floor_ratio = statistics.mean(f.ok_per_s for f in floors) / ceiling
+    floor = statistics.mean(f.ok_per_s for f in floors)
     return [Figure(
         "ingest", name, got.ok_per_s, "votes/s", TARGET, at_least=True, ceiling=ceiling,
         ceiling_name="baseline app",
         note=f"p50 {got.p50_ms:.1f} ms, p99 {got.p99_ms:.1f} ms (baseline p50 "
              f"{baselines[0].p50_ms:.1f} ms); {queued:,} in the queue for {got.ok:,} 2xx, "
-             f"{got.non_2xx} other answers; queue floor {floor_ratio:.2f}x, the vote's own "
-             f"work {got.ok_per_s / ceiling - floor_ratio:+.2f}x",
+             f"{got.non_2xx} other answers; queue floor {floor / ceiling:.2f}x, the vote's "
+             f"own work {(got.ok_per_s - floor) / ceiling:+.2f}x",
+        floor=floor, floor_name="queue floor",
         details={"acknowledged": got.ok, "in_queue": queued,
                  "all_acknowledged_queued": queued >= got.ok, "non_2xx": got.non_2xx,
                  "socket_errors": got.socket_errors, "p50_ms": got.p50_ms,
                  "p99_ms": got.p99_ms, "baseline_runs": [asdict(b) for b in baselines],
                  "queue_floor_runs": [asdict(f) for f in floors],
-                 "queue_floor_ratio": round(floor_ratio, 3),
                  "connections": sizes.connections, "seconds": got.seconds,
                  "uvicorn_workers": sizes.workers})
         for name, (got, queued) in measured.items()]

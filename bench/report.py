@@ -18,6 +18,9 @@ class Figure:
 
     With a ceiling the target applies to ``value / ceiling``; without one it applies
     to ``value`` itself. ``at_least``: higher is better (a throughput); else lower is.
+    A ``floor`` (same unit) is what only the work no implementation can skip measured in
+    the same run: a target beyond it cannot be met (bench/queue_floor.py,
+    bench/import_floor.py).
     """
 
     scenario: str
@@ -30,10 +33,16 @@ class Figure:
     ceiling_name: str = ""
     details: dict[str, object] = field(default_factory=dict)
     note: str = ""  # the other figures worth reading beside this one
+    floor: float | None = None
+    floor_name: str = ""
 
     @property
     def ratio(self) -> float | None:
         return None if self.ceiling is None else self.value / self.ceiling
+
+    @property
+    def floor_ratio(self) -> float | None:
+        return None if self.floor is None or self.ceiling is None else self.floor / self.ceiling
 
     @property
     def judged(self) -> float:
@@ -58,8 +67,8 @@ class Figure:
         return f"{text}\n    {self.note}" if self.note else text
 
     def as_dict(self) -> dict[str, object]:
-        return {**asdict(self), "ratio": self.ratio, "passed": self.passed,
-                "target_text": self.target_text}
+        return {**asdict(self), "ratio": self.ratio, "floor_ratio": self.floor_ratio,
+                "passed": self.passed, "target_text": self.target_text}
 
 
 def _num(value: float) -> str:
@@ -96,12 +105,13 @@ def _first_line(argv: list[str]) -> str:
 
 
 def table(figures: list[Figure]) -> str:
-    rows = [("figure", "value", "ceiling", "ratio", "target", "")]
+    rows = [("figure", "value", "ceiling", "ratio", "target", "", "floor")]
     for f in figures:
         rows.append((f"{f.scenario} {f.name}", f"{_num(f.value)} {f.unit}",
                      "" if f.ceiling is None else f"{_num(f.ceiling)} ({f.ceiling_name})",
                      "" if f.ratio is None else f"{f.ratio:.2f}x", f.target_text,
-                     "pass" if f.passed else "MISS"))
+                     "pass" if f.passed else "MISS",
+                     "" if f.floor_ratio is None else f"{f.floor_ratio:.2f}x ({f.floor_name})"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
              for row in rows]
@@ -124,14 +134,22 @@ def draw_chart(path: Path, figures: list[Figure], title: str) -> bool:
         return False
     if not figures:
         return False
-    scores = [(f.judged / f.target if f.at_least else f.target / max(f.judged, 1e-9))
-              for f in figures]
+    def score(f: Figure, judged: float) -> float:
+        return judged / f.target if f.at_least else f.target / max(judged, 1e-9)
+
+    scores = [score(f, f.judged) for f in figures]
+    floors = [(score(f, f.floor_ratio), row) for row, f in enumerate(figures)
+              if f.floor_ratio is not None]
     labels = [f"{f.scenario} {f.name}\n{_num(f.value)} {f.unit}"
               + (f" = {f.ratio:.2f}x" if f.ratio is not None else "")
               + f", target {f.target_text}" for f in figures]
     fig, ax = plt.subplots(figsize=(9, 0.6 * len(figures) + 1.5))
     ax.barh(labels, scores, color=["tab:green" if f.passed else "tab:red" for f in figures])
     ax.axvline(1.0, color="black", linestyle="--", linewidth=1)
+    if floors:
+        ax.scatter(*zip(*floors, strict=True), marker="D", color="black", zorder=3,
+                   label="floor: only the work no implementation can skip")
+        ax.legend(loc="lower right", fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("figure relative to its target (right of the dashed line: target met)")
     ax.set_title(title, fontsize=9)
