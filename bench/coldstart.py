@@ -50,6 +50,7 @@ from local.servers import free_port
 TARGET_RATIO = 1.5
 TARGET_RSS_MB = 80.0
 SPECS = (BASELINE, *profile.FUNCTIONS)
+OWN_PACKAGES = {"common", "bench", "local", *(spec.package for spec in profile.FUNCTIONS)}
 OPTIONS = parse_options("cats:Cats,dogs:Dogs")
 POLL_S = 0.003
 IDLE_S = 1.0
@@ -94,17 +95,16 @@ def run(quick: bool) -> list[Figure]:
             _start(procs, spec, env)
         imports = {spec.name: _import_times(procs, spec, env, sizes.import_runs)
                    for spec in SPECS}
-        floors = []
-        for spec in profile.FUNCTIONS:
-            floor = _floor_of(spec)
-            modules = _library_modules(imports[spec.name].modules,
-                                       imports["baseline"].modules)
-            envs[floor.name] = {**env, "FLOOR_MODULES": ",".join(modules)}
-            floors.append(floor)
+        floors = {spec.name: _floor_of(spec) for spec in profile.FUNCTIONS}
+        library_modules = {spec.name: _library_modules(imports[spec.name].modules,
+                                                       imports["baseline"].modules)
+                           for spec in profile.FUNCTIONS}
+        for name, floor in floors.items():
+            envs[floor.name] = {**env, "FLOOR_MODULES": ",".join(library_modules[name])}
             _start(procs, floor, envs[floor.name])  # warm
         starts: dict[str, list[Start]] = defaultdict(list)
         for _ in range(sizes.repeats):
-            for spec in (*SPECS, *floors):
+            for spec in (*SPECS, *floors.values()):
                 starts[spec.name].append(_start(procs, spec, envs[spec.name]))
 
     def median(name: str, attribute: str) -> float:
@@ -121,8 +121,8 @@ def run(quick: bool) -> list[Figure]:
                                                    imports["baseline"].packages),
                   "baseline_import_ms": round(imports["baseline"].packages.get("total",
                                                                                math.nan), 1)}
-        floor_ms = median(_floor_of(spec).name, "first_200_ms")
-        library_modules = envs[_floor_of(spec).name]["FLOOR_MODULES"].count(",") + 1
+        floor_ms = median(floors[spec.name].name, "first_200_ms")
+        modules = len(library_modules[spec.name])
         figures.append(Figure(
             "coldstart", f"{spec.name} start to first 200", median(spec.name, "first_200_ms"),
             "ms", TARGET_RATIO, at_least=False, ceiling=baseline_ms, ceiling_name="baseline app",
@@ -138,10 +138,10 @@ def run(quick: bool) -> list[Figure]:
                                                        1),
                      "health_path": spec.health_path,
                      "library_floor_samples_ms": [round(s.first_200_ms, 1)
-                                                  for s in starts[_floor_of(spec).name]],
-                     "library_modules": library_modules},
+                                                  for s in starts[floors[spec.name].name]],
+                     "library_modules": modules},
             note=f"library floor {floor_ms:,.0f} ms = {floor_ms / baseline_ms:.2f}x (the "
-                 f"baseline app importing the same {library_modules} third-party modules); "
+                 f"baseline app importing the same {modules} third-party modules); "
                  f"its own code and connections: "
                  f"{(median(spec.name, 'first_200_ms') - floor_ms) / baseline_ms:+.2f}x",
             floor=floor_ms, floor_name="library floor"))
@@ -256,9 +256,6 @@ def _floor_of(spec: profile.FunctionSpec) -> profile.FunctionSpec:
     """The function's library floor (bench/import_floor.py), started the same way."""
     return profile.FunctionSpec(f"{spec.name}-floor", "bench", "bench.import_floor:create_app",
                                 BASELINE.health_path, ())
-
-
-OWN_PACKAGES = {"common", "bench", "local", *(spec.package for spec in profile.FUNCTIONS)}
 
 
 def _library_modules(modules: list[str], baseline_modules: list[str]) -> list[str]:
