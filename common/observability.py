@@ -16,6 +16,7 @@ from starlette.routing import Route
 from common.http_metrics import HttpMetrics
 
 REQUEST_ID_HEADER = "X-Request-ID"
+CLIENT_CLOSED = 499  # the metrics' status for a client gone mid-request (nginx's code)
 UNMEASURED_PATHS = ("/metrics", "/healthz", "/readyz")
 log = logging.getLogger("common.observability")
 
@@ -49,6 +50,13 @@ def bind_request_id(sent: str | None) -> str:
         log.warning(FAILED_VALIDATION_MESSAGE, value)
     correlation_id.set(value)
     return value
+
+
+async def client_gone(request: Request, error: Exception) -> Response:
+    """The exception handler for ``ClientDisconnect``: the client hung up before its body
+    arrived, so nobody reads this answer; the metrics count it as 499, not as a server
+    error, and no traceback is logged."""
+    return Response(status_code=CLIENT_CLOSED)
 
 
 async def metrics(request: Request) -> Response:

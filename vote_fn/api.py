@@ -44,7 +44,6 @@ UNAVAILABLE = "the vote queue is unavailable; retry shortly"
 CROSS_SITE = "votes are accepted only from this site's own page"
 TOO_MANY = "too many votes from your address; retry after the time in Retry-After"
 INTERNAL = "internal error; the request id in X-Request-ID identifies it in the logs"
-CLIENT_CLOSED = 499  # the metrics' status for a client gone mid-request (nginx's code)
 _JSON_TYPE = (b"content-type", b"application/json")
 _REQUEST_ID = observability.REQUEST_ID_HEADER.lower().encode()
 RawHeaders = list[tuple[bytes, bytes]]
@@ -107,7 +106,7 @@ class VoteApi:
             try:
                 status, document, headers = await self._vote(request, peer)
             except ClientDisconnect:  # hung up before its body arrived: nobody to answer
-                status = CLIENT_CLOSED
+                status = observability.CLIENT_CLOSED
                 return
             except Exception:  # a bug: still the API's JSON, request id and headers
                 log.exception("the vote could not be handled")

@@ -37,7 +37,6 @@ from common.redis_client import RedisClient, open_redis
 from common.settings import exit_on_error
 from vote_fn import metrics
 from vote_fn.api import (
-    CLIENT_CLOSED,
     PATH,
     RETRY_AFTER_S,
     VoteApi,
@@ -165,11 +164,6 @@ def create_app(settings: VoteSettings | None = None) -> Starlette:
                                  {"Retry-After": RETRY_AFTER_S})
         return json_response({"status": "ok"})
 
-    async def client_gone(request: Request, error: Exception) -> Response:
-        """A form voter hung up before the body arrived: nobody reads this answer, and the
-        metrics count it as 499 (as on the JSON path), not as a server error."""
-        return Response(status_code=CLIENT_CLOSED)
-
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         redis = open_redis(settings.redis)
@@ -193,6 +187,7 @@ def create_app(settings: VoteSettings | None = None) -> Starlette:
         ],
         middleware=[*observability.middleware("vote"),
                     Middleware(SecurityHeaders, proxies=proxies)],
-        exception_handlers={ClientDisconnect: client_gone},
+        # A form voter gone mid-body: 499, as on the JSON path (vote_fn/api.py).
+        exception_handlers={ClientDisconnect: observability.client_gone},
         lifespan=lifespan,
     )
