@@ -42,10 +42,10 @@ import psycopg
 
 from bench.harness import BASELINE, BenchError, Processes, stop
 from bench.report import Figure
-from common.schema import ensure_schema
 from common.settings import parse_options
 from local import profile
 from local.servers import free_port
+from worker_fn.migrations import prepare
 
 TARGET_RATIO = 1.5
 TARGET_RSS_MB = 80.0
@@ -159,7 +159,7 @@ def run(quick: bool) -> list[Figure]:
 
 async def _create_schema(url: str) -> None:
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        await ensure_schema(conn, OPTIONS)
+        await prepare(conn, OPTIONS)
 
 
 def _start(procs: Processes, spec: profile.FunctionSpec, env: dict[str, str]) -> Start:

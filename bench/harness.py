@@ -28,10 +28,10 @@ from pathlib import Path
 import psycopg
 import redis
 
-from common.schema import ensure_schema
 from common.settings import parse_options
 from local import profile
 from local.servers import database_url, free_port, redis_url
+from worker_fn.migrations import prepare
 
 REPO = Path(__file__).resolve().parent.parent
 WRK_SCRIPT = Path(__file__).resolve().parent / "wrk_report.lua"
@@ -184,7 +184,7 @@ def create_schema(url: str) -> None:
 
     async def create() -> None:
         async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-            await ensure_schema(conn, OPTIONS)
+            await prepare(conn, OPTIONS)
 
     asyncio.run(create())
 

@@ -1,16 +1,16 @@
-"""Security headers on every response of a function.
+"""Security headers on every response of a function (the edge adds them: common/edge.py).
 
-A response that sets its own header (a page's Content-Security-Policy) keeps it; the
-others get a policy that allows nothing, which is right for JSON, the stream and the
-static files. HSTS is sent only when the client's connection is HTTPS, as seen through
+A response that sets one of these headers itself (a page's Content-Security-Policy) keeps
+it; the others get a policy that allows nothing, which is right for JSON, the stream and
+the static files. HSTS is sent only when the client's connection is HTTPS, as seen through
 the trusted proxies: a browser ignores it over plain HTTP anyway.
 """
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from collections.abc import Sequence
 
-from common.proxies import TrustedProxies
+RawHeaders = list[tuple[bytes, bytes]]
 
 BASE_HEADERS = (
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
@@ -24,26 +24,11 @@ WITH_HSTS = (*BASE_HEADERS, HSTS)
 NAMES = frozenset(name for name, _ in WITH_HSTS)
 
 
-class SecurityHeaders:
-    def __init__(self, app: ASGIApp, proxies: TrustedProxies) -> None:
-        self._app = app
-        self._proxies = proxies
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self._app(scope, receive, send)
-            return
-        extra = WITH_HSTS if self._proxies.peer(scope).https else BASE_HEADERS
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", ()))
-                if any(name.lower() in NAMES for name, _ in headers):  # a page's own policy
-                    present = {name.lower() for name, _ in headers}
-                    headers += [header for header in extra if header[0] not in present]
-                else:
-                    headers += extra
-                message["headers"] = headers
-            await send(message)
-
-        await self._app(scope, receive, send_with_headers)
+def with_security_headers(headers: Sequence[tuple[bytes, bytes]], https: bool) -> RawHeaders:
+    """``headers`` plus the security headers it does not set itself (ASGI header names are
+    lower case, so they compare as they are)."""
+    extra = WITH_HSTS if https else BASE_HEADERS
+    if any(name in NAMES for name, _ in headers):  # a page's own policy
+        present = {name for name, _ in headers}
+        return [*headers, *(header for header in extra if header[0] not in present)]
+    return [*headers, *extra]

@@ -7,6 +7,7 @@ file is read on the first request, not at start-up: no cold start pays for it.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +29,16 @@ def load(source: Path, options: Options) -> dict[str, Any]:
     return document
 
 
-def route(source: Path, options: Options) -> Route:
-    served: list[bytes] = []  # filled once, on the first request
+@functools.cache  # one description per file and options: a process serves one of each
+def _served(source: Path, options: Options) -> bytes:
+    return orjson.dumps(load(source, options))
+
+
+def route(source: Path) -> Route:
+    """The route; the options come from the function's settings in its lifespan state."""
 
     async def openapi(request: Request) -> Response:
-        if not served:
-            served.append(orjson.dumps(load(source, options)))
-        return Response(served[0], media_type="application/json")
+        return Response(_served(source, request.state.settings.options),
+                        media_type="application/json")
 
     return Route(PATH, openapi, methods=["GET"])

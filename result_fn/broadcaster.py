@@ -1,38 +1,41 @@
-"""One LISTEN connection per process feeding every SSE subscriber.
+"""One source of results events per process, feeding every SSE subscriber.
 
-On each NOTIFY (and after every reconnect, and every ``poll_s`` as a safety net) the
-tallies are read once and the SSE event is encoded once, at most 20 times a second.
-Each subscriber only remembers the version it sent last and is woken to fetch the
-newest event: a slow subscriber skips versions instead of queueing them, so it never
-slows the others or grows memory. A ticker wakes every subscriber every ``ping_s`` to
-send a keep-alive comment.
+The results are read once per change, and the SSE event is encoded once for everyone, at
+most ``max_events_per_s`` times a second: changes committed during the pause are read, and
+sent, together. A change is noticed in one of two ways, chosen by how many PostgreSQL
+connections the process may hold (RESULTS_MAX_CONNECTIONS):
+- with two or more, one connection LISTENs, and each NOTIFY (or reconnect) triggers a read,
+  with a read every ``poll_s`` as a safety net;
+- with one (a Lambda invocation per viewer), that connection reads every ``poll_s``, and
+  nothing listens.
+Each subscriber only remembers the version it sent last and is woken to fetch the newest
+event: a slow subscriber skips versions instead of queueing them, so it never slows the
+others or grows memory. A ticker wakes every subscriber every ``ping_s`` to send a
+keep-alive comment. ``async with`` starts the background tasks and stops them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 
-import anyio
 import psycopg
-from psycopg_pool import AsyncConnectionPool
 from sse_starlette import ServerSentEvent
 from sse_starlette.sse import AppStatus
 
-from common.schema import CHANNEL, Tally, ensure_schema, read_pipeline, read_tally
-from common.settings import Options
+from common.schema import CHANNEL, SchemaMissing, Tally
 from result_fn import metrics
-from result_fn.pipeline import PipelineStatus, assess
-from result_fn.results import Results, build_results
+from result_fn.pipeline import PipelineStatus
+from result_fn.reader import Reader
+from result_fn.results import Results
 
 log = logging.getLogger("result_fn.broadcaster")
 
 _RECONNECT_START_S, _RECONNECT_CAP_S = 0.2, 5.0
+_RETRY_READ_S = 0.2
 _PIPELINE_CHECK_S = 1.0
-# At most this many reads and events a second, however fast the worker commits batches:
-# changes committed during the pause are read, and sent, together.
-_MIN_REFRESH_S = 0.05
 _SHUTDOWN_CHECK_S = 0.25
 PING = ServerSentEvent(comment="ping").encode()
 
@@ -82,23 +85,35 @@ class Subscription:
 
 
 class Broadcaster:
-    def __init__(self, database_url: str, pool: AsyncConnectionPool, options: Options, *,
-                 poll_s: float, ping_s: float, retry_ms: int, stall_s: float) -> None:
-        self._database_url = database_url
-        self._pool = pool
-        self._options = options
+    def __init__(self, reader: Reader, *, listen_url: str | None, poll_s: float,
+                 ping_s: float, retry_ms: int, max_events_per_s: float) -> None:
+        self._reader = reader
+        self._listen_url = listen_url  # None: no LISTEN connection, poll instead
         self._poll_s = poll_s
         self._ping_s = ping_s
         self._retry_ms = retry_ms
-        self._stall_s = stall_s
+        self._min_interval_s = 1 / max_events_per_s
         self._tally: Tally | None = None
         self._pipeline: PipelineStatus | None = None
         self._changed = asyncio.Event()
         self._subscribers: set[Subscription] = set()
+        self._runner: asyncio.Task[None] | None = None
+        self._problem: str | None = None  # the last read failure, logged once
         self.latest: Published | None = None
         self.pings = 0
-        self.listening = False
+        self.following = False  # changes reach this process: LISTEN is up, or a poll worked
         self.closing = False  # the server is stopping: every stream ends now
+
+    async def __aenter__(self) -> Broadcaster:
+        self._runner = asyncio.create_task(self._run())
+        self._runner.add_done_callback(_report_stop)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._runner is not None
+        self._runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._runner
 
     @property
     def subscriber_count(self) -> int:
@@ -117,7 +132,7 @@ class Broadcaster:
     def _publish_if_changed(self) -> None:
         if self._tally is None or self._pipeline is None:
             return
-        results = build_results(self._tally, self._options, self._pipeline)
+        results = self._reader.build(self._tally, self._pipeline)
         if self.latest is not None and self.latest.results.key == results.key:
             return
         event = ServerSentEvent(data=results.json, id=str(results.version),
@@ -129,64 +144,79 @@ class Broadcaster:
         for subscription in self._subscribers:
             subscription.wake()
 
-    async def run(self) -> None:
-        """Listen, refresh and ping until cancelled (the lifespan owns this task)."""
-        async with anyio.create_task_group() as group:
-            group.start_soon(self._listen)
-            group.start_soon(self._refresh)
-            group.start_soon(self._watch_pipeline)
-            group.start_soon(self._ping)
-            group.start_soon(self._close_on_shutdown)
+    async def _run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            if self._listen_url is not None:
+                group.create_task(self._listen(self._listen_url))
+            group.create_task(self._refresh())
+            group.create_task(self._watch_pipeline())
+            group.create_task(self._ping())
+            group.create_task(self._close_on_shutdown())
 
-    async def _listen(self) -> None:
+    async def _listen(self, url: str) -> None:
         delay = _RECONNECT_START_S
         while True:
             try:
-                conn = await psycopg.AsyncConnection.connect(
-                    self._database_url, autocommit=True, connect_timeout=3)
+                conn = await psycopg.AsyncConnection.connect(url, autocommit=True,
+                                                             connect_timeout=3)
                 async with conn:
-                    await ensure_schema(conn, self._options)
                     await conn.execute(f"LISTEN {CHANNEL}")
-                    self.listening = True
+                    self.following = True
                     delay = _RECONNECT_START_S
                     self._changed.set()  # changes made while disconnected were not notified
                     log.info("listening for result changes")
                     async for _ in conn.notifies():
                         self._changed.set()
-            except (psycopg.Error, RuntimeError) as error:
+            except psycopg.Error as error:
                 log.warning("LISTEN connection lost, reconnecting in %.1fs: %s", delay, error)
             finally:
-                self.listening = False
-            await anyio.sleep(delay)
+                self.following = False
+            await asyncio.sleep(delay)
             delay = min(delay * 2, _RECONNECT_CAP_S)
 
     async def _refresh(self) -> None:
         while True:
-            with anyio.move_on_after(self._poll_s):
-                await self._changed.wait()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._poll_s):
+                    await self._changed.wait()
             self._changed.clear()
             try:
-                async with self._pool.connection(timeout=2.0) as conn:
-                    self._tally = await read_tally(conn)
-                    self._pipeline = assess(await read_pipeline(conn), self._stall_s)
-            except (psycopg.Error, LookupError) as error:
-                log.warning("could not read the tallies: %s", error)
-                await anyio.sleep(_RECONNECT_START_S)
+                self._tally, self._pipeline = await self._reader.read()
+            except (psycopg.Error, SchemaMissing) as error:
+                self._failed("could not read the tallies", error)
+                await asyncio.sleep(_RETRY_READ_S)
                 continue
+            self._read_again()
             self._publish_if_changed()
-            await anyio.sleep(_MIN_REFRESH_S)
+            await asyncio.sleep(self._min_interval_s)
 
     async def _watch_pipeline(self) -> None:
         """A stalled worker sends no NOTIFY: look every second so the page says so."""
         while True:
-            await anyio.sleep(_PIPELINE_CHECK_S)
+            await asyncio.sleep(_PIPELINE_CHECK_S)
             try:
-                async with self._pool.connection(timeout=1.0) as conn:
-                    self._pipeline = assess(await read_pipeline(conn), self._stall_s)
-            except (psycopg.Error, LookupError) as error:
-                log.debug("could not read the pipeline status: %s", error)
+                self._pipeline = await self._reader.pipeline()
+            except (psycopg.Error, SchemaMissing) as error:
+                self._failed("could not read the pipeline status", error)
                 continue
             self._publish_if_changed()
+
+    def _failed(self, what: str, error: psycopg.Error | SchemaMissing) -> None:
+        self._reader.forget_schema(error)
+        if self._listen_url is None:
+            self.following = False
+        problem = f"{what}: {error}"
+        if problem != self._problem:  # once per problem, not once per retry
+            self._problem = problem
+            level = logging.INFO if isinstance(error, SchemaMissing) else logging.WARNING
+            log.log(level, problem)
+
+    def _read_again(self) -> None:
+        if self._listen_url is None:
+            self.following = True
+        if self._problem is not None:
+            log.info("reading the results again")
+            self._problem = None
 
     async def _close_on_shutdown(self) -> None:
         """End every stream as soon as the server is asked to stop.
@@ -197,7 +227,7 @@ class Broadcaster:
         the streams end cleanly at once and browsers reconnect to another instance.
         """
         while not AppStatus.should_exit:  # noqa: ASYNC110 - a flag set by a signal handler
-            await anyio.sleep(_SHUTDOWN_CHECK_S)
+            await asyncio.sleep(_SHUTDOWN_CHECK_S)
         self.closing = True
         log.info("shutting down: ending %d live streams", len(self._subscribers))
         for subscription in list(self._subscribers):
@@ -205,6 +235,12 @@ class Broadcaster:
 
     async def _ping(self) -> None:
         while True:
-            await anyio.sleep(self._ping_s)
+            await asyncio.sleep(self._ping_s)
             self.pings += 1
             self._wake_all()
+
+
+def _report_stop(runner: asyncio.Task[None]) -> None:
+    if not runner.cancelled() and (error := runner.exception()) is not None:
+        log.error("the results broadcaster stopped: live results no longer update",
+                  exc_info=error)

@@ -23,6 +23,14 @@ class ResultSettings:
     log_format: str = "json"
     max_streams_per_client: int = 20  # per client address and process; 0: no cap
     trusted_proxies: tuple[Network, ...] = ()  # whose X-Forwarded-* headers count
+    # PostgreSQL connections held at most: one LISTEN plus a read pool of the rest; 1 = a
+    # single connection that polls (a Lambda invocation per viewer: docs/DEPLOY.md).
+    max_connections: int = 5
+    max_events_per_s: float = 20  # results events a stream sends at most, each second
+
+    @property
+    def listens(self) -> bool:
+        return self.max_connections > 1
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ResultSettings:
@@ -40,4 +48,6 @@ class ResultSettings:
             max_streams_per_client=env.integer("STREAM_MAX_PER_CLIENT", 20, low=0,
                                                high=1_000_000),
             trusted_proxies=env.parsed("FORWARDED_ALLOW_IPS", parse_trusted, DEFAULT_TRUSTED),
+            max_connections=env.integer("RESULTS_MAX_CONNECTIONS", 5, low=1, high=100),
+            max_events_per_s=env.number("STREAM_MAX_EVENTS_PER_SECOND", 20, low=0.1, high=100),
         )

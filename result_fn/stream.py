@@ -13,7 +13,7 @@ the browser then reconnects (the ``retry:`` hint sets how soon).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -29,12 +29,11 @@ SSE_HEADERS = {
 
 class LiveStream(Response):
     def __init__(self, broadcaster: Broadcaster, subscription: Subscription, lifetime_s: float,
-                 headers: Mapping[str, str] | None = None,
                  on_close: Callable[[], None] | None = None) -> None:
         # Like StreamingResponse: no body, so no Content-Length.
         self.status_code = 200
         self.background = None
-        self.init_headers({**SSE_HEADERS, **(headers or {})})
+        self.init_headers(SSE_HEADERS)
         self._broadcaster = broadcaster
         self._subscription = subscription
         self._lifetime_s = lifetime_s

@@ -7,12 +7,14 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import psycopg
 import pytest
 import redis
 
 from common.settings import parse_options
 from tests.servers import ServerProcess, env_url, start_postgres, start_valkey
+from worker_fn.migrations import prepare
 
 OPTIONS = parse_options("cats:Cats,dogs:Dogs")
 SECRET = "test-secret-0123456789abcdef"
@@ -74,13 +76,30 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     client.close()
 
 
+VOTING_TABLES = ("ballots, tallies, results_meta, pipeline_status, audit_log, "
+                 "schema_version")
+
+
 @pytest.fixture
-def db(database_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
-    """An autocommit connection to a database with no voting tables (a fresh start)."""
+def bare_db(database_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    """An autocommit connection to a database with no voting tables: before the worker's
+    first drain."""
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS ballots, tallies, results_meta, pipeline_status, "
-                     "audit_log")
+        conn.execute(f"DROP TABLE IF EXISTS {VOTING_TABLES}")
         yield conn
+
+
+async def _migrate(database_url: str) -> None:
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        await prepare(conn, OPTIONS)
+
+
+@pytest.fixture
+def db(bare_db: psycopg.Connection[tuple[object, ...]],
+       database_url: str) -> psycopg.Connection[tuple[object, ...]]:
+    """The same with the worker's schema and no votes (a fresh start)."""
+    anyio.run(_migrate, database_url)
+    return bare_db
 
 
 @pytest.fixture

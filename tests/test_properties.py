@@ -14,7 +14,8 @@ from starlette.datastructures import Headers
 
 from common.event import InvalidEvent, VoteEvent, decode, is_vote_id, is_voter_id
 from common.proxies import TrustedProxies, parse_trusted
-from vote_fn.ballot import BadVote, api_vote, form_vote
+from common.refusals import Refused
+from vote_fn.ballot import api_vote, form_vote
 from vote_fn.origin import cross_site_reason
 from vote_fn.ratelimit import RATE_KEY_PREFIX, rate_key
 from vote_fn.voter import SigningKey, VoterIds, parse_keys
@@ -107,7 +108,7 @@ def test_an_event_with_one_field_changed_is_still_valid_or_refused(
 def test_any_json_body_is_a_known_option_or_a_4xx(body: bytes) -> None:
     try:
         option, vote_id = api_vote(body, OPTIONS)
-    except BadVote as bad:
+    except Refused as bad:
         assert 400 <= bad.status < 500 and bad.reason
         return
     assert option in OPTIONS and (vote_id is None or is_vote_id(vote_id))
@@ -117,8 +118,8 @@ def test_any_json_body_is_a_known_option_or_a_4xx(body: bytes) -> None:
 @given(st.binary(max_size=200) | st.text(max_size=60).map(str.encode))
 def test_any_form_body_is_a_known_option_or_a_4xx(body: bytes) -> None:
     try:
-        option = form_vote(body, OPTIONS)
-    except BadVote as bad:
+        option, _ = form_vote(body, OPTIONS)
+    except Refused as bad:
         assert 400 <= bad.status < 500 and bad.reason
         return
     assert option in OPTIONS
@@ -128,7 +129,7 @@ def test_any_form_body_is_a_known_option_or_a_4xx(body: bytes) -> None:
 @given(option_ids, option_ids)
 def test_a_body_naming_vote_twice_is_refused(first: str, second: str) -> None:
     body = f'{{"vote":"{first}","vote":"{second}"}}'.encode()
-    with pytest.raises(BadVote):
+    with pytest.raises(Refused):
         api_vote(body, OPTIONS)
 
 

@@ -1,4 +1,6 @@
 """``python -m worker_fn``: one drain from a shell, until the queue is empty.
+``python -m worker_fn migrate``: bring the database schema to this code's version (the
+first drain does it too; run it at deploy time to have it done before any reader looks).
 ``python -m worker_fn status``: the pipeline as the worker sees it, as JSON.
 ``python -m worker_fn reset --actor NAME --reason TEXT --yes``: empty the poll (audited)."""
 
@@ -18,6 +20,7 @@ from common.runtime import DRAINING_THRESHOLD, tune_gc
 from common.settings import exit_on_error
 from worker_fn.admin import reset_poll
 from worker_fn.drain import DependencyDown, Drain, DrainLimits
+from worker_fn.migrations import prepare
 from worker_fn.settings import WorkerSettings
 from worker_fn.status import pipeline_status
 
@@ -37,6 +40,13 @@ async def drain_once(settings: WorkerSettings, budget_s: float) -> int:
     finally:
         await redis.aclose()
     print(json.dumps(report.as_dict()))
+    return 0
+
+
+async def migrate(settings: WorkerSettings) -> int:
+    async with open_pool(settings.database_url, max_size=1) as pool, pool.connection() as conn:
+        await prepare(conn, settings.options)
+    print(json.dumps({"schema": "ready"}))
     return 0
 
 
@@ -63,7 +73,7 @@ async def reset(settings: WorkerSettings, actor: str, reason: str) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m worker_fn", description=__doc__)
-    parser.add_argument("command", nargs="?", choices=("drain", "status", "reset"),
+    parser.add_argument("command", nargs="?", choices=("drain", "migrate", "status", "reset"),
                         default="drain")
     parser.add_argument("--budget", type=float, default=None,
                         help="drain: seconds to drain at most (default: WORKER_BUDGET_SECONDS)")
@@ -73,6 +83,8 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     settings = exit_on_error(WorkerSettings.from_env)
+    if args.command == "migrate":
+        sys.exit(exit_on_error(lambda: asyncio.run(migrate(settings))))
     if args.command == "status":
         sys.exit(asyncio.run(show_status(settings)))
     if args.command == "reset":

@@ -1,4 +1,8 @@
-"""worker_fn as an ASGI app: the scheduler (or the Lambda Web Adapter) POSTs /events."""
+"""worker_fn as an ASGI app: the scheduler (or the Lambda Web Adapter) POSTs /events.
+
+At start-up it refuses, like a bad setting, a PostgreSQL that will never do (too old); one
+that does not answer yet is only a dependency down, and the drain waits for it.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import TypedDict
 
 import psycopg
@@ -17,14 +21,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from common import observability
-from common.database import open_pool
+from common import http_metrics
+from common.database import CONNECT_TIMEOUT_S, open_pool
+from common.edge import FunctionApp
 from common.logs import configure_logging
+from common.proxies import TrustedProxies
 from common.redis_client import RedisClient, open_redis
 from common.runtime import DRAINING_THRESHOLD, tune_gc
 from common.settings import exit_on_error
 from worker_fn.admin import reset_poll
 from worker_fn.drain import DependencyDown, Drain, DrainLimits, DrainReport
+from worker_fn.migrations import UnsupportedServer, check_server
 from worker_fn.settings import WorkerSettings
 
 log = logging.getLogger("worker_fn")
@@ -57,6 +64,7 @@ class InFlight:
 
 
 class State(TypedDict):
+    settings: WorkerSettings
     drain: Drain
     in_flight: InFlight
     pool: AsyncConnectionPool
@@ -69,6 +77,9 @@ async def run_drain(request: Request) -> JSONResponse:
     in_flight: InFlight = request.state.in_flight
     try:
         report = await in_flight.run(drain)
+    except UnsupportedServer as error:  # swapped for an older server since the start
+        log.error("drain refused: %s", error)
+        return JSONResponse({"error": str(error)}, status_code=500)
     except DependencyDown as error:
         log.warning("drain failed: %s", error)
         return JSONResponse({"error": str(error), "hint": "votes stay queued; the next "
@@ -103,34 +114,44 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-def admin_reset(token: str | None) -> Callable[[Request], Awaitable[Response]]:
-    async def reset(request: Request) -> Response:
-        """Reset the poll; needs ``Authorization: Bearer <WORKER_ADMIN_TOKEN>``."""
-        if token is None:
-            return JSONResponse({"error": "admin actions are off: set WORKER_ADMIN_TOKEN"}, 404)
-        sent = request.headers.get("authorization", "").removeprefix("Bearer ").encode()
-        if not hmac.compare_digest(sent, token.encode()):
-            return JSONResponse({"error": "wrong or missing admin token"}, 401,
-                                headers={"WWW-Authenticate": "Bearer"})
-        try:
-            body = await request.json()
-            actor, reason = str(body["actor"])[:100], str(body.get("reason", ""))[:500]
-        except (ValueError, KeyError, TypeError):
-            return JSONResponse({"error": 'send {"actor": "<who>", "reason": "<why>"}'}, 400)
-        pool: AsyncConnectionPool = request.state.pool
-        try:
-            async with pool.connection(timeout=5.0) as conn:
-                outcome = await reset_poll(conn, f"http:{actor}", reason)
-        except psycopg.OperationalError as error:
-            return JSONResponse({"error": f"PostgreSQL is unreachable: {error}"}, 503)
-        log.warning("poll reset by %s: %s", actor, outcome)
-        return JSONResponse(outcome)
+async def admin_reset(request: Request) -> Response:
+    """Reset the poll; needs ``Authorization: Bearer <WORKER_ADMIN_TOKEN>``."""
+    settings: WorkerSettings = request.state.settings
+    if settings.admin_token is None:
+        return JSONResponse({"error": "admin actions are off: set WORKER_ADMIN_TOKEN"}, 404)
+    sent = request.headers.get("authorization", "").removeprefix("Bearer ").encode()
+    if not hmac.compare_digest(sent, settings.admin_token.encode()):
+        return JSONResponse({"error": "wrong or missing admin token"}, 401,
+                            headers={"WWW-Authenticate": "Bearer"})
+    try:
+        body = await request.json()
+        actor, reason = str(body["actor"])[:100], str(body.get("reason", ""))[:500]
+    except (ValueError, KeyError, TypeError):
+        return JSONResponse({"error": 'send {"actor": "<who>", "reason": "<why>"}'}, 400)
+    pool: AsyncConnectionPool = request.state.pool
+    try:
+        async with pool.connection(timeout=5.0) as conn:
+            outcome = await reset_poll(conn, f"http:{actor}", reason)
+    except psycopg.OperationalError as error:
+        return JSONResponse({"error": f"PostgreSQL is unreachable: {error}"}, 503)
+    log.warning("poll reset by %s: %s", actor, outcome)
+    return JSONResponse(outcome)
 
-    return reset
+
+def refuse_unsupported_server(database_url: str) -> None:
+    """Raise UnsupportedServer if DATABASE_URL answers and will never do; a server that
+    does not answer yet is left for the drain to wait for."""
+    try:
+        with psycopg.connect(database_url, connect_timeout=CONNECT_TIMEOUT_S) as conn:
+            server_version = conn.info.server_version
+    except psycopg.OperationalError:
+        return
+    check_server(server_version)
 
 
 def create_app(settings: WorkerSettings | None = None) -> Starlette:
     settings = settings or exit_on_error(WorkerSettings.from_env)
+    exit_on_error(lambda: refuse_unsupported_server(settings.database_url))
     configure_logging(settings.log_format, "worker")
     limits = DrainLimits(budget_s=settings.budget_s, batch_max=settings.batch_max,
                          lease_s=settings.lease_s, wait_for_votes=True,
@@ -143,18 +164,21 @@ def create_app(settings: WorkerSettings | None = None) -> Starlette:
         async with open_pool(settings.database_url, max_size=3) as pool:
             tune_gc(DRAINING_THRESHOLD)
             try:
-                yield {"drain": Drain(redis, pool, settings.options, limits), "pool": pool,
-                       "redis": redis, "in_flight": in_flight}
+                yield {"settings": settings, "pool": pool, "redis": redis,
+                       "drain": Drain(redis, pool, settings.options, limits),
+                       "in_flight": in_flight}
             finally:
                 await in_flight.cancel_all()
                 await redis.aclose()
 
-    return Starlette(
+    return FunctionApp(
+        "worker",
         routes=[Route("/events", run_drain, methods=["POST"]),
                 Route("/healthz", healthz),
                 Route("/readyz", readyz),
-                Route("/admin/reset", admin_reset(settings.admin_token), methods=["POST"]),
-                observability.metrics_route],
-        middleware=observability.middleware("worker"),
+                Route("/admin/reset", admin_reset, methods=["POST"]),
+                http_metrics.metrics_route],
         lifespan=lifespan,
+        # Only the scheduler and operators call it, never through a proxy of ours.
+        proxies=TrustedProxies(()),
     )

@@ -22,7 +22,6 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 
-import anyio
 import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
@@ -30,11 +29,11 @@ from psycopg_pool import AsyncConnectionPool
 from redis.exceptions import RedisError
 
 from common.redis_client import RedisClient
-from common.schema import UnsupportedServer, ensure_schema
 from common.settings import Options
 from worker_fn import metrics
 from worker_fn.apply import apply_batch, heartbeat
 from worker_fn.claims import Batch, Claims
+from worker_fn.migrations import prepare
 from worker_fn.prefetch import Group, Prefetch
 
 log = logging.getLogger("worker_fn.drain")
@@ -82,7 +81,7 @@ class Drain:
         self._pool = pool
         self._options = options
         self._limits = limits
-        self._schema_ready = False
+        self._prepared = False  # the schema and the options' tally rows (once a process)
 
     async def run(self) -> DrainReport:
         started = time.monotonic()
@@ -96,9 +95,6 @@ class Drain:
         except RedisError as error:
             await self._give_back_quietly(claims)
             raise DependencyDown(f"Redis is unreachable: {error}") from error
-        except UnsupportedServer as error:
-            await self._give_back_quietly(claims)
-            raise DependencyDown(str(error)) from error
         except BaseException:
             # Cancelled (shutdown) or failed mid-batch: hand the claims back now rather
             # than after the lease expires. Replaying a committed batch changes nothing.
@@ -136,15 +132,14 @@ class Drain:
     async def _loop(self, claims: Claims, report: DrainReport, deadline: float) -> None:
         backoff = _BACKOFF_START_S
         while True:
-            prefetch = Prefetch(self._batches(claims, deadline), self._options, _PREFETCH_DEPTH)
             committed = report.transactions
             try:
-                await self._apply_all(prefetch, claims, report)
+                async with Prefetch(self._batches(claims, deadline), self._options,
+                                    _PREFETCH_DEPTH) as prefetch:
+                    await self._apply_all(prefetch, claims, report)
                 return
             except psycopg.OperationalError as error:
                 failure = error
-            finally:
-                await prefetch.stop()
             metrics.FAILURES.inc()
             report.failures += 1
             if report.transactions > committed:
@@ -175,12 +170,12 @@ class Drain:
 
     @staticmethod
     async def _give_back_quietly(claims: Claims) -> None:
-        with anyio.CancelScope(shield=True):
-            try:
-                await claims.give_back_all()
-            except RedisError as error:
-                log.warning("could not return the claims of %s; they are recovered when its "
-                            "lease expires: %s", claims.owner, error)
+        """Hand the claims back, to the end even if this task is cancelled again meanwhile."""
+        try:
+            await asyncio.shield(claims.give_back_all())
+        except RedisError as error:
+            log.warning("could not return the claims of %s; they are recovered when its "
+                        "lease expires: %s", claims.owner, error)
 
     async def _apply(self, group: Group) -> int:
         started = time.monotonic()
@@ -198,9 +193,9 @@ class Drain:
     @contextlib.asynccontextmanager
     async def _connection(self, timeout_s: float) -> AsyncIterator[AsyncConnection[TupleRow]]:
         async with self._pool.connection(timeout=timeout_s) as conn:
-            if not self._schema_ready:
-                await ensure_schema(conn, self._options)
-                self._schema_ready = True
+            if not self._prepared:
+                await prepare(conn, self._options)
+                self._prepared = True
             yield conn
 
     async def _heartbeat(self) -> None:

@@ -1,12 +1,12 @@
 """Claiming and decoding batches ahead of PostgreSQL, gathered into groups.
 
-While PostgreSQL applies one group, the next batches are claimed and decoded into the
-next group, at most ``depth`` of them. Whenever PostgreSQL is free the drain takes the
-whole group, so a backlog is applied in groups as large as PostgreSQL falls behind
-(group commit), while a trickle of votes still goes through one small batch at a time.
-Each batch's votes are made into COPY rows here, off PostgreSQL's critical path; keeping
-the latest vote of each voter is left to PostgreSQL, which sorts the group by voter
-anyway (worker_fn/apply.py).
+While PostgreSQL applies one group, the next batches are claimed and decoded, up to
+``depth`` of them waiting (and one more being claimed). Whenever PostgreSQL is free the
+drain takes all of them as one group, so a backlog is applied in groups as large as
+PostgreSQL falls behind (group commit), while a trickle of votes still goes through one
+small batch at a time. Each batch's votes are made into COPY rows here, off PostgreSQL's
+critical path; keeping the latest vote of each voter is left to PostgreSQL, which sorts
+the group by voter anyway (worker_fn/apply.py).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from common.event import InvalidEvent, VoteEvent, decode
 from common.settings import Options
@@ -36,6 +37,15 @@ class Claimed:
     dead: list[tuple[bytes, str]]  # (entry, reason): set aside when the batch is released
 
 
+class Decoded(NamedTuple):
+    """A claimed batch, decoded: its valid votes as a block of COPY rows."""
+
+    claimed: Claimed
+    rows: bytes
+    votes: int
+    oldest_ms: int | None  # the earliest accepted time among its votes
+
+
 @dataclass
 class Group:
     """Batches applied in one transaction, and their valid votes as COPY rows."""
@@ -43,24 +53,24 @@ class Group:
     claimed: list[Claimed] = field(default_factory=list)
     rows: list[bytes] = field(default_factory=list)  # one block of copy_rows per batch
     votes: int = 0
-    oldest_ms: int | None = None  # the earliest accepted time among the votes
+    oldest_ms: int | None = None
 
-    def add(self, batch: Batch, votes: list[VoteEvent], dead: list[tuple[bytes, str]]) -> None:
-        if votes:
-            self.rows.append(copy_rows(votes))
-            self.votes += len(votes)
-            oldest = min(vote.accepted_ms for vote in votes)
+    def add(self, decoded: Decoded) -> None:
+        self.claimed.append(decoded.claimed)
+        oldest = decoded.oldest_ms
+        if oldest is not None:  # it has votes
+            self.rows.append(decoded.rows)
+            self.votes += decoded.votes
             self.oldest_ms = oldest if self.oldest_ms is None else min(self.oldest_ms, oldest)
-        self.claimed.append(Claimed(batch.id, len(batch.items), batch.queued_after, dead))
 
     @property
     def queued_after(self) -> int:
         return self.claimed[-1].queued_after
 
 
-async def decode_batch(batch: Batch,
-                       options: Options) -> tuple[list[VoteEvent], list[tuple[bytes, str]]]:
-    """Split queue entries into votes and dead letters, letting other tasks run."""
+async def decode_batch(batch: Batch, options: Options) -> Decoded:
+    """Split queue entries into votes (made into COPY rows) and dead letters, letting other
+    tasks run."""
     votes: list[VoteEvent] = []
     dead: list[tuple[bytes, str]] = []
     for n, raw in enumerate(batch.items, 1):
@@ -70,58 +80,60 @@ async def decode_batch(batch: Batch,
             votes.append(decode(raw, options))
         except InvalidEvent as error:
             dead.append((raw, str(error)))
-    return votes, dead
+    return Decoded(Claimed(batch.id, len(batch.items), batch.queued_after, dead),
+                   copy_rows(votes) if votes else b"", len(votes),
+                   min(vote.accepted_ms for vote in votes) if votes else None)
 
 
 class Prefetch:
-    """Batches from ``batches``, decoded into the group that ``take`` hands out."""
+    """Batches from ``batches``, claimed and decoded ahead, handed out in groups by
+    ``take``. ``async with`` starts the prefetching task and stops it; the batches it
+    still holds stay in ``Claims.outstanding`` for the drain to give back."""
 
     def __init__(self, batches: AsyncIterator[Batch], options: Options, depth: int) -> None:
+        self._batches = batches
         self._options = options
-        self._group = Group()
-        self._slots = asyncio.Semaphore(depth)
-        self._grown = asyncio.Event()
-        self._stopping = False
-        self._raised = False  # the error that stopped it was raised by take
-        self._task = asyncio.create_task(self._run(batches))
+        # Decoded batches, at most ``depth``; None once no more will come.
+        self._ready: asyncio.Queue[Decoded | None] = asyncio.Queue(maxsize=depth)
+        self._ended = False
+        self._task: asyncio.Task[None] | None = None
 
-    async def _run(self, batches: AsyncIterator[Batch]) -> None:
+    async def __aenter__(self) -> Prefetch:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        task = self._task
+        assert task is not None
+        # redis-py (8.1) sometimes swallows the cancellation of a command: cancel again
+        # until the task has really stopped.
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.1)
+        if not (task.cancelled() or self._ended) and (error := task.exception()) is not None:
+            log.warning("prefetching the next batch failed: %s", error)
+
+    async def _run(self) -> None:
         try:
-            while True:
-                await self._slots.acquire()
-                if self._stopping or (batch := await anext(batches, None)) is None:
-                    return
-                votes, dead = await decode_batch(batch, self._options)
-                self._group.add(batch, votes, dead)  # no await: never taken half-added
-                self._grown.set()
+            async for batch in self._batches:
+                await self._ready.put(await decode_batch(batch, self._options))
         finally:
-            self._grown.set()  # the task is done by the time take() wakes
+            await self._ready.put(None)  # however it ended; a full queue waits for take()
 
     async def take(self) -> Group | None:
-        """The group decoded so far (waiting for its first batch); None when no more
-        will come. The error that stopped the prefetching is raised then."""
-        while not self._group.claimed:
-            if self._task.done():
-                self._raised = True
-                await self._task
-                return None
-            self._grown.clear()
-            await self._grown.wait()
-        group, self._group = self._group, Group()
-        for _ in group.claimed:
-            self._slots.release()
-        return group
-
-    async def stop(self) -> None:
-        """Stop prefetching; the batches it holds stay in ``Claims.outstanding``.
-
-        Cancelling is not enough on its own: redis-py (8.1) sometimes swallows the
-        cancellation of a command, and the task would then wait for room forever. So it
-        also sees a flag, and is given room to see it.
-        """
-        self._stopping = True
-        self._task.cancel()
-        self._slots.release()
-        await asyncio.wait({self._task})
-        if not (self._task.cancelled() or self._raised) and self._task.exception() is not None:
-            log.warning("prefetching the next batch failed: %s", self._task.exception())
+        """Every batch decoded so far as one group, waiting for the first; None when no more
+        will come, raising the error that stopped the prefetching, if any."""
+        group = Group()
+        item = None if self._ended else await self._ready.get()
+        while item is not None:
+            group.add(item)
+            try:
+                item = self._ready.get_nowait()
+            except asyncio.QueueEmpty:
+                return group
+        self._ended = True
+        if group.claimed:
+            return group
+        assert self._task is not None
+        await self._task  # done by now: it put the end last
+        return None

@@ -101,6 +101,8 @@
     return;
   }
 
+  // The app's path prefix (uvicorn --root-path), for the stream's address.
+  const base = document.querySelector("main").dataset.base || "";
   let source = null;
   let failures = 0;
   let retryTimer = null;
@@ -117,7 +119,7 @@
 
   const connect = () => {
     retryTimer = null;
-    source = new EventSource("/stream");
+    source = new EventSource(`${base}/stream`);
     source.onopen = live;
     source.onmessage = (event) => {
       failures = 0;

@@ -44,7 +44,7 @@
     for (let attempt = 1; ; attempt += 1) {
       let response = null;
       try {
-        response = await fetch("/api/vote", {
+        response = await fetch(new URL("api/vote", form.action), {
           method: "POST",
           headers: { "Content-Type": "application/json" },
           body: JSON.stringify({ vote: option, vote_id: voteId }),

@@ -1,0 +1,103 @@
+"""Casting a vote, for the vote page's form and the JSON API alike.
+
+Before anything is queued a vote must pass the cross-site check (403), the strict reading
+of its body (4xx) and the rate limit (429, in the push itself); SECURITY.md says what each
+defends against. Its voter is the one the signed cookie proves, else a new one (or, for a
+cookie-less client retrying with its own vote id, the voter derived from that id, so the
+retry counts once). It is acknowledged only once Redis holds it (vote_fn/queue.py), and a
+Redis that is down or slow is a 503 within a second, never a hang.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from redis.exceptions import RedisError
+from starlette.requests import Request
+
+from common.event import VoteEvent
+from common.headers import RawHeaders
+from common.proxies import Peer, peer_of
+from common.refusals import Refused
+from common.settings import Options
+from vote_fn import metrics
+from vote_fn.ballot import Ballot, read_body
+from vote_fn.origin import cross_site_reason
+from vote_fn.queue import VoteQueue
+from vote_fn.ratelimit import RateLimited
+from vote_fn.refusals import cross_site, queue_refusal
+from vote_fn.voter import VoterIds, cookie_names, set_cookie
+
+log = logging.getLogger("vote_fn")
+BallotReader = Callable[[bytes, Options], Ballot]
+
+
+@dataclass(frozen=True, slots=True)
+class Cast:
+    event: VoteEvent
+    cookies: RawHeaders  # only those that changed: signing costs real time
+
+    @property
+    def receipt(self) -> dict[str, object]:
+        """What the voter needs to follow the vote (result_fn's receipts)."""
+        event = self.event
+        return {"vote_id": event.vote_id, "voter": event.voter, "vote": event.option,
+                "accepted_ms": event.accepted_ms}
+
+
+class Voting:
+    """What casting a vote needs, made once in the lifespan."""
+
+    def __init__(self, options: Options, voters: VoterIds, queue: VoteQueue) -> None:
+        self.options = options
+        self.voters = voters
+        self._queue = queue
+
+    async def cast(self, request: Request, content_type: str, read: BallotReader) -> Cast:
+        """Queue the request's vote; raise Refused (counted by reason) when it is not."""
+        try:
+            if (reason := cross_site_reason(request.headers)) is not None:
+                log.debug("vote refused as cross-site: %s", reason)
+                raise cross_site()
+            peer = peer_of(request.scope)
+            known = self.voters.verify(request.cookies.get(cookie_names(peer.https)[0]))
+            ballot = read(await read_body(request, content_type), self.options)
+            voter = known
+            if voter is None and ballot.vote_id is not None:
+                voter = self.voters.for_vote(ballot.vote_id)
+            event = VoteEvent.new(voter or VoterIds.new(), ballot.option, ballot.vote_id)
+            try:
+                await self._queue.push(event.encode(), peer.address)
+            except (RateLimited, RedisError, TimeoutError) as error:
+                raise queue_refusal(error) from None
+        except Refused as refused:
+            metrics.REJECTED.labels(refused.label).inc()
+            raise
+        metrics.ACCEPTED.inc()
+        return Cast(event, self._changed_cookies(request, peer, event, known))
+
+    def _changed_cookies(self, request: Request, peer: Peer, event: VoteEvent,
+                         known: str | None) -> RawHeaders:
+        voter_cookie, choice_cookie = cookie_names(peer.https)
+        headers = []
+        if known != event.voter or not self.voters.is_current(request.cookies[voter_cookie]):
+            headers.append(set_cookie(voter_cookie, self.voters.sign(event.voter), peer.https))
+        if request.cookies.get(choice_cookie) != event.option:
+            headers.append(set_cookie(choice_cookie, event.option, peer.https))
+        return headers
+
+    def chosen(self, request: Request) -> tuple[str | None, RawHeaders]:
+        """The option this browser's cookies say it chose (None without a genuine voter
+        cookie), and its voter cookie signed again if an older key signed it."""
+        peer = peer_of(request.scope)
+        voter_cookie, choice_cookie = cookie_names(peer.https)
+        voter = self.voters.verify(request.cookies.get(voter_cookie))
+        if voter is None:
+            return None, []
+        choice = request.cookies.get(choice_cookie)
+        refreshed = []
+        if not self.voters.is_current(request.cookies[voter_cookie]):
+            refreshed.append(set_cookie(voter_cookie, self.voters.sign(voter), peer.https))
+        return (choice if choice in self.options else None), refreshed

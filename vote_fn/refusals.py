@@ -1,0 +1,34 @@
+"""Why a vote was not queued: one answer per cause (common/refusals.py's Refused), rendered
+as JSON by the API and as the vote page by the form (vote_fn/api.py, vote_fn/app.py). The
+body's own refusals are raised where it is read (vote_fn/ballot.py).
+
+Every refusal is counted by its reason (``vote_votes_rejected_total``) where it is raised
+to the endpoint (vote_fn/casting.py), and nothing is queued.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from redis.exceptions import RedisError
+
+from common.refusals import Refused
+from vote_fn.ratelimit import RateLimited
+
+log = logging.getLogger("vote_fn")
+RETRY_UNAVAILABLE_S = 2
+
+
+def cross_site() -> Refused:
+    return Refused(403, "cross_site", "votes are accepted only from this site's own page")
+
+
+def queue_refusal(error: RateLimited | RedisError | TimeoutError) -> Refused:
+    """The refusal for a push that Redis did not take."""
+    if isinstance(error, RateLimited):
+        return Refused(429, "rate_limited", "too many votes from your address in a short time: "
+                       f"try again in {error.retry_after_s} s", error.retry_after_s)
+    log.warning("vote not accepted, Redis unavailable: %s",
+                str(error) or f"no answer in time ({type(error).__name__})")
+    return Refused(503, "redis_unavailable", "votes cannot be queued right now: try again in a "
+                   "few seconds", RETRY_UNAVAILABLE_S)
