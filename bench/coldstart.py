@@ -42,7 +42,7 @@ import psycopg
 
 from bench.harness import BASELINE, BenchError, Processes, stop
 from bench.report import Figure
-from common.settings import parse_options
+from common.polls import DEFAULT_QUESTION, FIRST, Poll, parse_options
 from local import profile
 from local.servers import free_port
 from worker_fn.migrations import prepare
@@ -51,7 +51,7 @@ TARGET_RATIO = 1.5
 TARGET_RSS_MB = 80.0
 SPECS = (BASELINE, *profile.FUNCTIONS)
 OWN_PACKAGES = {"common", "bench", "local", *(spec.package for spec in profile.FUNCTIONS)}
-OPTIONS = parse_options("cats:Cats,dogs:Dogs")
+FIRST_POLL = Poll(FIRST, DEFAULT_QUESTION, parse_options("cats:Cats,dogs:Dogs"))
 POLL_S = 0.003
 IDLE_S = 1.0
 # A few typical requests for each, so the footprint includes what serving brings in.
@@ -159,7 +159,7 @@ def run(quick: bool) -> list[Figure]:
 
 async def _create_schema(url: str) -> None:
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        await prepare(conn, OPTIONS)
+        await prepare(conn, FIRST_POLL)
 
 
 def _start(procs: Processes, spec: profile.FunctionSpec, env: dict[str, str]) -> Start:

@@ -26,6 +26,7 @@ import psycopg
 from bench.harness import OPTIONS, BenchError, Processes, create_schema, percentile
 from bench.report import Figure
 from common.event import VoteEvent
+from common.polls import FIRST
 from local import profile
 from worker_fn.apply import apply_batch, copy_rows
 
@@ -117,7 +118,8 @@ async def _change(url: str, sizes: Sizes, server: psutil.Process) -> Changes:
         for n in range(sizes.changes):
             await asyncio.sleep(max(0.0, started + n * sizes.interval_s - time.monotonic()))
             marks: list[float] = []
-            vote = VoteEvent.new(f"fanout-voter-{n:08d}", OPTIONS.ids[n % len(OPTIONS.ids)])
+            vote = VoteEvent.new(FIRST, f"fanout-voter-{n:08d}",
+                                 OPTIONS.ids[n % len(OPTIONS.ids)])
             await apply_batch(conn, [copy_rows([vote])], votes=1,
                               before_commit=partial(_mark, marks))
             commit_ms.append((time.monotonic() - marks[0]) * 1000)

@@ -36,7 +36,7 @@ import psycopg
 
 from bench.harness import BenchError, Processes, WrkRun, percentile
 from bench.report import Figure
-from common.schema import read_tally
+from common.schema import read_poll_tally
 from local import profile, scheduler
 
 TARGET_P50_MS, TARGET_P99_MS = 100.0, 300.0
@@ -231,7 +231,7 @@ async def _wait_for(check: Callable[[], Awaitable[bool]], timeout_s: float) -> b
 async def _final_tally(database_url: str, observed: Observed, probes: int,
                        background_ok: int) -> bool:
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-        observed.final_tally = (await read_tally(conn)).votes
+        observed.final_tally = (await read_poll_tally(conn)).tally.votes  # type: ignore[union-attr]
     counted = observed.final_tally.get(BACKGROUND, 0) - observed.baseline.get(BACKGROUND, 0)
     return observed.final_tally.get(PROBE, 0) >= probes and counted >= background_ok
 

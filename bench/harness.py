@@ -28,7 +28,7 @@ from pathlib import Path
 import psycopg
 import redis
 
-from common.settings import parse_options
+from common.polls import DEFAULT_QUESTION, FIRST, Poll, parse_options
 from local import profile
 from local.servers import database_url, free_port, redis_url
 from worker_fn.migrations import prepare
@@ -39,6 +39,7 @@ WRK_HINT = "apt-get install wrk"
 BENCH_SECRET = "bench-secret-0123456789abcdef"
 VOTE_OPTIONS = "cats:Cats,dogs:Dogs"
 OPTIONS = parse_options(VOTE_OPTIONS)
+FIRST_POLL = Poll(FIRST, DEFAULT_QUESTION, OPTIONS)
 BASELINE = profile.FunctionSpec("baseline", "bench", "bench.baseline:create_app", "/healthz", ())
 
 
@@ -184,7 +185,7 @@ def create_schema(url: str) -> None:
 
     async def create() -> None:
         async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-            await prepare(conn, OPTIONS)
+            await prepare(conn, FIRST_POLL)
 
     asyncio.run(create())
 

@@ -33,12 +33,13 @@ TARGET = 1.5
 
 # Voters 1..n: even numbers vote cats, odd ones dogs.
 _INSERT = """
-INSERT INTO ballots (voter, option, vote_id, accepted_ms)
-SELECT 'voter-' || lpad(n::text, 16, '0'), CASE WHEN n %% 2 = 0 THEN 'cats' ELSE 'dogs' END,
-       md5(n::text), 1700000000000 + n
+INSERT INTO ballots (poll, voter, option, vote_id, accepted_ms)
+SELECT 'first', 'voter-' || lpad(n::text, 16, '0'),
+       CASE WHEN n %% 2 = 0 THEN 'cats' ELSE 'dogs' END, md5(n::text), 1700000000000 + n
 FROM generate_series(1, %s::bigint) AS n
 """
-_TALLY = "UPDATE tallies SET votes = CASE option WHEN 'cats' THEN %s::bigint ELSE %s::bigint END"
+_TALLY = ("UPDATE tallies SET votes = CASE option WHEN 'cats' THEN %s::bigint ELSE %s::bigint "
+          "END WHERE poll = 'first'")
 _BUMP = "UPDATE results_meta SET version = version + 1, updated_at = now()"
 
 

@@ -1,13 +1,15 @@
 """A function's OpenAPI description, served at ``/openapi.json``.
 
-Each function keeps its description in ``openapi.yaml`` beside its code. The option ids
-are settings, so the schema named ``OptionId`` gets them as its ``enum`` when served. The
-file is read on the first request, not at start-up: no cold start pays for it.
+Each function keeps its description in ``openapi.yaml`` beside its code. Where requests name
+an option, the valid ids are those of the poll open now, so the schema named ``OptionId``
+gets them as its ``enum`` when served. The file is read on the first request, not at
+start-up: no cold start pays for it.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,29 +18,27 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from common.settings import Options
-
 PATH = "/openapi.json"
+OptionIds = Callable[[Request], tuple[str, ...]]
 
 
-def load(source: Path, options: Options) -> dict[str, Any]:
+def load(source: Path, option_ids: tuple[str, ...] = ()) -> dict[str, Any]:
     import yaml  # only here: a dependency of uvicorn[standard], needed by nothing else
 
     document: dict[str, Any] = yaml.safe_load(source.read_text())
-    document["components"]["schemas"]["OptionId"]["enum"] = list(options.ids)
+    if option_ids:
+        document["components"]["schemas"]["OptionId"]["enum"] = list(option_ids)
     return document
 
 
-@functools.cache  # one description per file and options: a process serves one of each
-def _served(source: Path, options: Options) -> bytes:
-    return orjson.dumps(load(source, options))
+@functools.lru_cache(maxsize=16)  # one description per file and open poll
+def _served(source: Path, option_ids: tuple[str, ...]) -> bytes:
+    return orjson.dumps(load(source, option_ids))
 
 
-def route(source: Path) -> Route:
-    """The route; the options come from the function's settings in its lifespan state."""
-
+def route(source: Path, option_ids: OptionIds | None = None) -> Route:
     async def openapi(request: Request) -> Response:
-        return Response(_served(source, request.state.settings.options),
-                        media_type="application/json")
+        ids = option_ids(request) if option_ids else ()
+        return Response(_served(source, ids), media_type="application/json")
 
     return Route(PATH, openapi, methods=["GET"])

@@ -1,14 +1,17 @@
 """The PostgreSQL schema as the functions read it. One place creates and changes it: the
 worker's migrations (worker_fn/migrations.py); result_fn only reads.
 
-- ``ballots``: one row per voter; the latest vote wins (by accepted time, then vote id).
+- ``polls``: each poll's question, options and results mode (common/polls.py);
+  ``poll_state``: the open one (``current``), and the one shown when none is (``last``).
+- ``ballots``: one row per voter and poll; the latest vote wins (by accepted time, then
+  vote id).
 - ``tallies``: exact per-option counts kept in the same transaction as ``ballots``,
   so reading the results is O(number of options), never a GROUP BY over all votes.
 - ``results_meta``: a single row whose ``version`` rises on every committed change, and
   the time of the last reset (votes accepted before it are ignored).
 - ``pipeline_status``: what the worker saw last (written by each drain), so a stalled
   worker is visible on the results page without result_fn talking to Redis.
-- ``audit_log``: operator actions such as resetting a poll.
+- ``audit_log``: operator actions: a presenter's polls, resets.
 - ``schema_version``: the version the migrations brought the schema to.
 """
 
@@ -19,11 +22,13 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.rows import TupleRow
 
+from common.polls import Poll, poll_from_dict
+
 CHANNEL = "results"
 # pg_advisory_xact_lock keys: migrations take turns, and so do drain transactions.
 SCHEMA_LOCK = 0x766F7465  # "vote"
 APPLY_LOCK = 0x766F7466
-SCHEMA_VERSION = 1  # what this code reads; worker_fn/migrations.py brings a database to it
+SCHEMA_VERSION = 2  # what this code reads; worker_fn/migrations.py brings a database to it
 
 
 class SchemaMissing(LookupError):
@@ -69,17 +74,48 @@ async def require_schema(conn: psycopg.AsyncConnection[TupleRow]) -> None:
         raise SchemaMissing(found)
 
 
-async def read_tally(conn: psycopg.AsyncConnection[TupleRow]) -> Tally:
-    """The results version and every option's count, read in one consistent statement."""
-    cursor = await conn.execute(
-        "SELECT m.version, t.option, t.votes FROM results_meta m LEFT JOIN tallies t ON true"
-    )
+@dataclass(frozen=True, slots=True)
+class PollTally:
+    poll: Poll
+    open: bool
+    tally: Tally
+
+
+_POLL_TALLY = """
+SELECT p.id, p.question, p.options, p.results, p.id IS NOT DISTINCT FROM s.current,
+       m.version, t.option, t.votes
+FROM poll_state s
+JOIN polls p ON p.id = coalesce(%(poll)s, s.current, s.last)
+CROSS JOIN results_meta m
+LEFT JOIN tallies t ON t.poll = p.id
+"""
+
+
+async def read_poll_tally(conn: psycopg.AsyncConnection[TupleRow],
+                          poll_id: str | None = None) -> PollTally | None:
+    """A poll (by default the one shown: the open one, else the last one opened), whether
+    it is open, and its counts, in one consistent statement; None when there is no such
+    poll (or none yet)."""
+    cursor = await conn.execute(_POLL_TALLY, {"poll": poll_id})
     rows = await cursor.fetchall()
     if not rows:
-        raise SchemaMissing(0)
-    version = int(rows[0][0])
-    votes = {str(option): int(count) for _, option, count in rows if option is not None}
-    return Tally(version, votes)
+        return None
+    first = rows[0]
+    poll = poll_from_dict(str(first[0]), {"question": first[1], "options": first[2],
+                                          "results": first[3]})
+    votes = {str(option): int(count) for *_, option, count in rows if option is not None}
+    return PollTally(poll, bool(first[4]), Tally(int(first[5]), votes))
+
+
+async def read_polls(conn: psycopg.AsyncConnection[TupleRow],
+                     poll_id: str | None = None) -> dict[str, Poll]:
+    """Every poll, or the one named."""
+    cursor = await conn.execute(
+        "SELECT id, question, options, results FROM polls WHERE %(id)s::text IS NULL OR "
+        "id = %(id)s", {"id": poll_id})
+    return {str(row[0]): poll_from_dict(str(row[0]), {"question": row[1], "options": row[2],
+                                                      "results": row[3]})
+            for row in await cursor.fetchall()}
 
 
 async def read_pipeline(conn: psycopg.AsyncConnection[TupleRow]) -> PipelineRow:

@@ -9,70 +9,24 @@ points turn that into one line on stderr and a non-zero exit.
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import NoReturn, TypeVar
 
-DEFAULT_VOTE_OPTIONS = "cats:Cats,dogs:Dogs"
-_OPTION_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+from common.polls import (
+    DEFAULT_OPTIONS,
+    DEFAULT_QUESTION,
+    FIRST,
+    Poll,
+    checked_question,
+    parse_options,
+)
 
 T = TypeVar("T")
 
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
-
-
-@dataclass(frozen=True, slots=True)
-class VoteOption:
-    id: str
-    label: str
-
-
-@dataclass(frozen=True, slots=True)
-class Options:
-    """The poll's options, in display order."""
-
-    items: tuple[VoteOption, ...]
-    id_set: frozenset[str] = frozenset()
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "id_set", frozenset(option.id for option in self.items))
-
-    @property
-    def ids(self) -> tuple[str, ...]:
-        return tuple(option.id for option in self.items)
-
-    def __contains__(self, option_id: object) -> bool:
-        return option_id in self.id_set
-
-    def label(self, option_id: str) -> str:
-        for option in self.items:
-            if option.id == option_id:
-                return option.label
-        raise KeyError(option_id)
-
-
-def parse_options(raw: str) -> Options:
-    """Parse ``id:Label`` pairs, comma separated, 2 to 10 of them, ids unique."""
-    items: list[VoteOption] = []
-    for pair in raw.split(","):
-        option_id, sep, label = pair.strip().partition(":")
-        label = label.strip()
-        if not sep or not label:
-            raise ValueError(f"expected id:Label pairs, got {pair.strip()!r}")
-        if not _OPTION_ID.fullmatch(option_id):
-            raise ValueError(f"option id {option_id!r} must be 1-32 of a-z 0-9 _ - (lower case)")
-        if len(label) > 64:
-            raise ValueError(f"label of {option_id!r} is longer than 64 characters")
-        if option_id in (item.id for item in items):
-            raise ValueError(f"option id {option_id!r} appears twice")
-        items.append(VoteOption(option_id, label))
-    if not 2 <= len(items) <= 10:
-        raise ValueError(f"expected 2 to 10 options, got {len(items)}")
-    return Options(tuple(items))
 
 
 class Env:
@@ -129,8 +83,10 @@ class Env:
             raise SettingsError(f"{name} is invalid: expected a URL starting with {expected}")
         return value
 
-    def options(self) -> Options:
-        return self.parsed("VOTE_OPTIONS", parse_options, DEFAULT_VOTE_OPTIONS)
+    def first_poll(self) -> Poll:
+        """The poll the settings define: POLL_QUESTION and VOTE_OPTIONS."""
+        return Poll(FIRST, self.parsed("POLL_QUESTION", checked_question, DEFAULT_QUESTION),
+                    self.parsed("VOTE_OPTIONS", parse_options, DEFAULT_OPTIONS))
 
 
 def exit_on_error(build: Callable[[], T]) -> T:

@@ -36,7 +36,7 @@ class LocalSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> LocalSettings:
         env = Env(environ)
-        env.options()  # fail here, once, rather than in three processes
+        env.first_poll()  # fail here, once, rather than in each process
         appendfsync = env.raw("VALKEY_APPENDFSYNC", "everysec")
         if appendfsync not in ("everysec", "always"):
             raise SettingsError("VALKEY_APPENDFSYNC must be everysec or always")

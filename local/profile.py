@@ -17,15 +17,16 @@ class FunctionSpec:
     settings: tuple[str, ...]  # every environment variable its settings read
 
 
-COMMON = ("VOTE_OPTIONS", "LOG_FORMAT")
+COMMON = ("LOG_FORMAT",)
+FIRST_POLL = ("POLL_QUESTION", "VOTE_OPTIONS")
 REDIS = ("REDIS_URL", "REDIS_CLUSTER", "REDIS_TIMEOUT_SECONDS")
 
 FUNCTIONS = (
     FunctionSpec("vote", "vote_fn", "vote_fn.app:create_app", "/healthz",
-                 (*COMMON, *REDIS, "VOTE_SECRET", "INSTANCE_ID", "RESULTS_URL",
+                 (*COMMON, *FIRST_POLL, *REDIS, "VOTE_SECRET", "INSTANCE_ID", "RESULTS_URL",
                   "VOTE_RATE_LIMIT", "VOTE_RATE_WINDOW_SECONDS", "FORWARDED_ALLOW_IPS")),
     FunctionSpec("worker", "worker_fn", "worker_fn.app:create_app", "/healthz",
-                 (*COMMON, *REDIS, "DATABASE_URL", "WORKER_BUDGET_SECONDS",
+                 (*COMMON, *FIRST_POLL, *REDIS, "DATABASE_URL", "WORKER_BUDGET_SECONDS",
                   "WORKER_BATCH_MAX", "WORKER_LEASE_SECONDS", "WORKER_ADMIN_TOKEN",
                   "WORKER_FAILPOINT")),
     FunctionSpec("result", "result_fn", "result_fn.app:create_app", "/healthz",

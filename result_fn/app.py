@@ -1,5 +1,7 @@
-"""result_fn: ``GET /`` the results page, ``GET /api/results``, ``GET /stream`` (SSE, served
-by the edge ahead of Starlette's stack: common/edge.py), and receipts.
+"""result_fn: ``GET /`` the results page, ``GET /api/results`` and ``GET /stream`` (SSE,
+served by the edge ahead of Starlette's stack: common/edge.py) for the poll shown (the open
+one, else the last one opened), ``GET /api/polls/<id>/results`` (and ``.csv``) for any
+poll, and receipts.
 
 It reads PostgreSQL only, never Redis, and never changes the schema (the worker does).
 """
@@ -7,6 +9,8 @@ It reads PostgreSQL only, never Redis, and never changes the schema (the worker 
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TypedDict
@@ -33,9 +37,15 @@ from common.settings import exit_on_error
 from result_fn import metrics
 from result_fn.broadcaster import Broadcaster
 from result_fn.clients import StreamsPerClient
-from result_fn.reader import Reader
+from result_fn.reader import NoSuchPoll, Reader
 from result_fn.receipts import receipt_status
-from result_fn.refusals import bad_receipt_query, client_full, process_full, unreadable
+from result_fn.refusals import (
+    bad_receipt_query,
+    client_full,
+    no_such_poll,
+    process_full,
+    unreadable,
+)
 from result_fn.results import Results
 from result_fn.settings import ResultSettings
 from result_fn.stream import LiveStream
@@ -59,29 +69,60 @@ class State(TypedDict):
     templates: Jinja2Templates
 
 
-async def page(request: Request) -> Response:
+async def read(request: Request, poll_id: str | None = None) -> Results:
+    """The results of a poll (by default the one shown); raises Refused."""
     reader: Reader = request.state.reader
+    try:
+        return await reader.results(poll_id)
+    except NoSuchPoll:
+        raise no_such_poll(poll_id) from None
+    except (psycopg.Error, SchemaMissing) as error:
+        raise unreadable(error) from None
+
+
+async def page(request: Request) -> Response:
     templates: Jinja2Templates = request.state.templates
-    settings: ResultSettings = request.state.settings
     results: Results | None = None
     problem = None
     try:
-        results = await reader.results()
-    except (psycopg.Error, SchemaMissing) as error:
-        problem = unreadable(error).reason  # the page shows it in place of the figures
+        results = await read(request)
+    except Refused as refused:
+        problem = refused.reason  # the page shows it in place of the figures
     return templates.TemplateResponse(request, "results.html", {
-        "options": settings.options.items, "results": results and results.document,
-        "problem": problem, "base": request.scope.get("root_path", ""),
+        "results": results and results.document, "problem": problem,
+        "base": request.scope.get("root_path", ""),
     }, headers=PAGE_POLICY)
 
 
 async def api_results(request: Request) -> Response:
-    reader: Reader = request.state.reader
     try:
-        results = await reader.results()
-    except (psycopg.Error, SchemaMissing) as error:
-        return unreadable(error).as_json()
+        results = await read(request, request.path_params.get("poll"))
+    except Refused as refused:
+        return refused.as_json()
     return Response(results.json, media_type="application/json")
+
+
+async def csv_results(request: Request) -> Response:
+    """A poll's figures as CSV: ``option_id,label,votes,percent``, then the total."""
+    poll = request.path_params["poll"]
+    try:
+        results = await read(request, poll)
+    except Refused as refused:
+        return refused.as_json()
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["option_id", "label", "votes", "percent"])
+    for option in results.document["options"]:  # type: ignore[attr-defined]
+        writer.writerow([option["id"], option["label"], _cell(option["votes"]),
+                         _cell(option["percent"])])
+    writer.writerow(["total", "", results.document["total"], 100.0 if
+                     results.document["total"] else 0.0])
+    return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="poll-{poll}-results.csv"'})
+
+
+def _cell(value: object) -> object:
+    return "" if value is None else value
 
 
 async def receipt(request: Request) -> Response:
@@ -157,7 +198,7 @@ def create_app(settings: ResultSettings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         pool_size = max(1, settings.max_connections - settings.listens)
         async with open_pool(settings.database_url, max_size=pool_size) as pool:
-            reader = Reader(pool, settings.options, settings.stall_s)
+            reader = Reader(pool, settings.stall_s)
             async with Broadcaster(
                     reader, listen_url=settings.database_url if settings.listens else None,
                     poll_s=settings.poll_s, ping_s=settings.stream_ping_s,
@@ -174,6 +215,8 @@ def create_app(settings: ResultSettings | None = None) -> Starlette:
         routes=[
             Route("/", page),
             Route("/api/results", api_results),
+            Route("/api/polls/{poll}/results", api_results),
+            Route("/api/polls/{poll}/results.csv", csv_results),
             Route("/api/receipts/{vote_id}", receipt),
             Direct("/stream", stream, methods=["GET"], measured=False),
             Route("/healthz", healthz),

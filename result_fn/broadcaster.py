@@ -1,9 +1,12 @@
 """One source of results events per process, feeding every SSE subscriber.
 
-The results are read once per change, and the SSE event is encoded once for everyone, at
-most ``max_events_per_s`` times a second: changes committed during the pause are read, and
-sent, together. A change is noticed in one of two ways, chosen by how many PostgreSQL
-connections the process may hold (RESULTS_MAX_CONNECTIONS):
+The results of the poll shown are read once per change, and the SSE events are encoded
+once for everyone, at most ``max_events_per_s`` times a second: changes committed during
+the pause are read, and sent, together. A subscriber is sent the whole results document
+first and whenever the poll, its state or the pipeline's changes, and a short ``counts``
+event when only the counts do (result_fn/results.py). A change is noticed in one of two
+ways, chosen by how many PostgreSQL connections the process may hold
+(RESULTS_MAX_CONNECTIONS):
 - with two or more, one connection LISTENs, and each NOTIFY (or reconnect) triggers a read,
   with a read every ``poll_s`` as a safety net;
 - with one (a Lambda invocation per viewer), that connection reads every ``poll_s``, and
@@ -25,10 +28,10 @@ import psycopg
 from sse_starlette import ServerSentEvent
 from sse_starlette.sse import AppStatus
 
-from common.schema import CHANNEL, SchemaMissing, Tally
+from common.schema import CHANNEL, PollTally, SchemaMissing
 from result_fn import metrics
 from result_fn.pipeline import PipelineStatus
-from result_fn.reader import Reader
+from result_fn.reader import NoSuchPoll, Reader, build
 from result_fn.results import Results
 
 log = logging.getLogger("result_fn.broadcaster")
@@ -43,7 +46,8 @@ PING = ServerSentEvent(comment="ping").encode()
 @dataclass(frozen=True, slots=True)
 class Published:
     results: Results
-    event: bytes  # the SSE event, encoded once for every subscriber
+    event: bytes  # the whole document as an SSE event, encoded once for every subscriber
+    counts: bytes  # the counts alone
 
 
 class Subscription:
@@ -51,7 +55,7 @@ class Subscription:
         self._broadcaster = broadcaster
         self._waiter: asyncio.Future[None] | None = None
         self._pings_seen = broadcaster.pings
-        self.sent_key: tuple[int, str] | None = None
+        self.sent: Results | None = None
         self.closed = False
 
     def wake(self) -> None:
@@ -69,9 +73,11 @@ class Subscription:
         broadcaster = self._broadcaster
         while not self.closed:
             latest = broadcaster.latest
-            if latest is not None and latest.results.key != self.sent_key:
-                self.sent_key = latest.results.key
+            if latest is not None and (sent := self.sent) is not latest.results:
+                self.sent = latest.results
                 metrics.EVENTS_SENT.inc()
+                if sent is not None and sent.shape == latest.results.shape:
+                    return latest.counts
                 return latest.event
             if broadcaster.pings != self._pings_seen:
                 self._pings_seen = broadcaster.pings
@@ -93,7 +99,7 @@ class Broadcaster:
         self._ping_s = ping_s
         self._retry_ms = retry_ms
         self._min_interval_s = 1 / max_events_per_s
-        self._tally: Tally | None = None
+        self._found: PollTally | None = None
         self._pipeline: PipelineStatus | None = None
         self._changed = asyncio.Event()
         self._subscribers: set[Subscription] = set()
@@ -130,14 +136,16 @@ class Broadcaster:
         self._subscribers.discard(subscription)
 
     def _publish_if_changed(self) -> None:
-        if self._tally is None or self._pipeline is None:
+        if self._found is None or self._pipeline is None:
             return
-        results = self._reader.build(self._tally, self._pipeline)
+        results = build(self._found, self._pipeline)
         if self.latest is not None and self.latest.results.key == results.key:
             return
         event = ServerSentEvent(data=results.json, id=str(results.version),
                                 retry=self._retry_ms).encode()
-        self.latest = Published(results, event)
+        counts = ServerSentEvent(data=results.counts_json, id=str(results.version),
+                                 event="counts").encode()
+        self.latest = Published(results, event, counts)
         self._wake_all()
 
     def _wake_all(self) -> None:
@@ -181,8 +189,8 @@ class Broadcaster:
                     await self._changed.wait()
             self._changed.clear()
             try:
-                self._tally, self._pipeline = await self._reader.read()
-            except (psycopg.Error, SchemaMissing) as error:
+                self._found, self._pipeline = await self._reader.read()
+            except (psycopg.Error, SchemaMissing, NoSuchPoll) as error:
                 self._failed("could not read the tallies", error)
                 await asyncio.sleep(_RETRY_READ_S)
                 continue
@@ -201,14 +209,14 @@ class Broadcaster:
                 continue
             self._publish_if_changed()
 
-    def _failed(self, what: str, error: psycopg.Error | SchemaMissing) -> None:
+    def _failed(self, what: str, error: psycopg.Error | SchemaMissing | NoSuchPoll) -> None:
         self._reader.forget_schema(error)
         if self._listen_url is None:
             self.following = False
-        problem = f"{what}: {error}"
+        problem = f"{what}: {error or 'no poll yet'}"
         if problem != self._problem:  # once per problem, not once per retry
             self._problem = problem
-            level = logging.INFO if isinstance(error, SchemaMissing) else logging.WARNING
+            level = logging.WARNING if isinstance(error, psycopg.Error) else logging.INFO
             log.log(level, problem)
 
     def _read_again(self) -> None:

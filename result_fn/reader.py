@@ -11,32 +11,35 @@ from psycopg import AsyncConnection, errors
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
-from common.schema import Tally, read_pipeline, read_tally, require_schema
-from common.settings import Options
+from common.schema import PollTally, read_pipeline, read_poll_tally, require_schema
 from result_fn.pipeline import PipelineStatus, assess
 from result_fn.results import Results, build_results
 
 READ_TIMEOUT_S = 1.0  # waiting for a pooled connection
 
 
+class NoSuchPoll(LookupError):
+    """No poll has that id (or, asked for the one shown, there is no poll yet)."""
+
+
 class Reader:
-    def __init__(self, pool: AsyncConnectionPool, options: Options, stall_s: float) -> None:
+    def __init__(self, pool: AsyncConnectionPool, stall_s: float) -> None:
         self.pool = pool
-        self._options = options
         self._stall_s = stall_s
         self._schema_seen = False
 
-    async def read(self) -> tuple[Tally, PipelineStatus]:
-        """The tallies and the pipeline; raises SchemaMissing or psycopg.Error."""
+    async def read(self, poll_id: str | None = None) -> tuple[PollTally, PipelineStatus]:
+        """A poll's counts (by default the poll shown) and the pipeline; raises
+        NoSuchPoll, SchemaMissing or psycopg.Error."""
         async with self.pool.connection(timeout=READ_TIMEOUT_S) as conn:
             await self._require_schema(conn)
-            return await read_tally(conn), await self._pipeline(conn)
+            found = await read_poll_tally(conn, poll_id)
+            if found is None:
+                raise NoSuchPoll(poll_id)
+            return found, await self._pipeline(conn)
 
-    async def results(self) -> Results:
-        return self.build(*await self.read())
-
-    def build(self, tally: Tally, pipeline: PipelineStatus) -> Results:
-        return build_results(tally, self._options, pipeline)
+    async def results(self, poll_id: str | None = None) -> Results:
+        return build(*await self.read(poll_id))
 
     async def pipeline(self) -> PipelineStatus:
         async with self.pool.connection(timeout=READ_TIMEOUT_S) as conn:
@@ -56,3 +59,7 @@ class Reader:
         for again before the next read."""
         if isinstance(error, errors.UndefinedTable):
             self._schema_seen = False
+
+
+def build(found: PollTally, pipeline: PipelineStatus) -> Results:
+    return build_results(found.poll, found.open, found.tally, pipeline)

@@ -22,6 +22,12 @@ def unreadable(error: psycopg.Error | SchemaMissing) -> Refused:
                    "shortly", 2)
 
 
+def no_such_poll(poll_id: str | None) -> Refused:
+    if poll_id is None:
+        return Refused(503, "not_ready", "there is no poll yet", 5)
+    return Refused(404, "no_such_poll", f"there is no poll {poll_id[:40]!r}")
+
+
 def process_full() -> Refused:
     return Refused(503, "process_full", "too many live viewers on this instance; retry", 5)
 

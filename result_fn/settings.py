@@ -7,12 +7,11 @@ from dataclasses import dataclass
 
 from common.logs import log_format
 from common.proxies import DEFAULT_TRUSTED, Network, parse_trusted
-from common.settings import Env, Options
+from common.settings import Env
 
 
 @dataclass(frozen=True, slots=True)
 class ResultSettings:
-    options: Options
     database_url: str
     stream_lifetime_s: float  # a stream ends itself after this; browsers reconnect
     stream_retry_ms: int  # the reconnect delay hinted to browsers
@@ -36,7 +35,6 @@ class ResultSettings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ResultSettings:
         env = Env(environ)
         return cls(
-            options=env.options(),
             database_url=env.url("DATABASE_URL", ("postgres", "postgresql")),
             stream_lifetime_s=env.number("STREAM_LIFETIME_SECONDS", 300, low=1, high=86_400),
             stream_retry_ms=env.integer("STREAM_RETRY_MS", 1000, low=100, high=600_000),

@@ -12,11 +12,13 @@ import psycopg
 import pytest
 import redis
 
-from common.settings import parse_options
+from common.polls import DEFAULT_QUESTION, FIRST, Poll, parse_options
 from tests.servers import ServerProcess, env_url, start_postgres, start_valkey
 from worker_fn.migrations import prepare
 
 OPTIONS = parse_options("cats:Cats,dogs:Dogs")
+FIRST_POLL = Poll(FIRST, DEFAULT_QUESTION, OPTIONS)
+POLLS = {FIRST: FIRST_POLL}  # the polls known to a drain that has seen only the first
 SECRET = "test-secret-0123456789abcdef"
 
 
@@ -76,7 +78,7 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     client.close()
 
 
-VOTING_TABLES = ("ballots, tallies, results_meta, pipeline_status, audit_log, "
+VOTING_TABLES = ("ballots, tallies, results_meta, pipeline_status, audit_log, polls, poll_state, "
                  "schema_version")
 
 
@@ -89,16 +91,20 @@ def bare_db(database_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]
         yield conn
 
 
-async def _migrate(database_url: str) -> None:
-    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-        await prepare(conn, OPTIONS)
+def prepare_schema(database_url: str) -> None:
+    """What the worker does before its first drain: the schema and the first poll."""
+    async def prepare_now() -> None:
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+            await prepare(conn, FIRST_POLL)
+
+    anyio.run(prepare_now)
 
 
 @pytest.fixture
 def db(bare_db: psycopg.Connection[tuple[object, ...]],
        database_url: str) -> psycopg.Connection[tuple[object, ...]]:
     """The same with the worker's schema and no votes (a fresh start)."""
-    anyio.run(_migrate, database_url)
+    prepare_schema(database_url)
     return bare_db
 
 
@@ -111,7 +117,7 @@ def environ(redis_url: str, database_url: str) -> dict[str, str]:
             "VOTE_RATE_LIMIT": "0"}
 
 
-__all__ = ["OPTIONS", "SECRET", "ServerProcess"]
+__all__ = ["FIRST_POLL", "OPTIONS", "POLLS", "SECRET", "ServerProcess"]
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from worker_fn.claims import Claims
 from worker_fn.drain import DependencyDown, Drain, DrainLimits, DrainReport
 from worker_fn.settings import WorkerSettings
 
+from .conftest import POLLS
 from .helpers import (
     ballots_by_voter,
     expected_tally,
@@ -52,7 +53,7 @@ class DrainFactory:
               wait_for_votes: bool = False) -> Drain:
         limits = DrainLimits(budget_s=budget_s, batch_max=batch_max, lease_s=lease_s,
                              wait_for_votes=wait_for_votes)
-        return Drain(self.redis, self.pool, self.settings.options, limits)
+        return Drain(self.redis, self.pool, self.settings.first_poll, limits)
 
     async def run(self, **limits: object) -> DrainReport:
         return await self.drain(**limits).run()  # type: ignore[arg-type]
@@ -173,7 +174,7 @@ async def test_a_commit_whose_claim_was_not_released_is_not_counted_twice(
     crashed = Claims(drainer.redis, "committed-owner", lease_s=0.2)
     claimed = await crashed.claim(1000)
     async with drainer.pool.connection() as conn:
-        decoded = [decode(raw, drainer.settings.options) for raw in claimed.items]
+        decoded = [decode(raw, POLLS) for raw in claimed.items]
         await apply_batch(conn, [copy_rows(decoded)], votes=len(decoded))
     await anyio.sleep(0.3)
     report = await drainer.run()
@@ -229,7 +230,7 @@ async def test_postgres_down_keeps_the_votes_queued(
     async with open_pool(settings.database_url, max_size=1) as pool:
         limits = DrainLimits(budget_s=1.0, batch_max=10, lease_s=30, wait_for_votes=False)
         with pytest.raises(DependencyDown, match="PostgreSQL"):
-            await Drain(client, pool, settings.options, limits).run()
+            await Drain(client, pool, settings.first_poll, limits).run()
     await client.aclose()
     assert redis_client.llen(keys.QUEUE) == 30
     assert leftover_claims(redis_client) == []

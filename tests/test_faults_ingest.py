@@ -25,7 +25,7 @@ from common import keys
 from common.event import InvalidEvent, decode
 from common.redis_client import RedisSettings, open_redis
 from tests.checker import History, Outcome, assert_exact, check, final_read
-from tests.conftest import OPTIONS
+from tests.conftest import POLLS
 from tests.functions import FunctionProcess
 from tests.servers import ServerProcess, start_valkey
 from vote_fn.queue import VoteQueue
@@ -356,7 +356,7 @@ def test_redis_hung_gives_503s_within_a_second_and_nothing_half_written(
     queued: list[bytes] = client.lrange(keys.QUEUE, 0, -1)  # type: ignore[assignment]
     client.close()
     try:
-        events = [decode(raw, OPTIONS) for raw in queued]
+        events = [decode(raw, POLLS) for raw in queued]
     except InvalidEvent as error:
         raise AssertionError(f"a half-written entry in the queue: {queued}") from error
     assert {event.vote_id for event in events if event.option == "cats"} <= set(refused)

@@ -12,7 +12,16 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from starlette.datastructures import Headers
 
-from common.event import InvalidEvent, VoteEvent, decode, is_vote_id, is_voter_id
+from common.event import (
+    POLL_ACTIONS,
+    InvalidEvent,
+    PollEvent,
+    VoteEvent,
+    decode,
+    is_vote_id,
+    is_voter_id,
+)
+from common.polls import FIRST
 from common.proxies import TrustedProxies, parse_trusted
 from common.refusals import Refused
 from vote_fn.ballot import api_vote, form_vote
@@ -20,7 +29,7 @@ from vote_fn.origin import cross_site_reason
 from vote_fn.ratelimit import RATE_KEY_PREFIX, rate_key
 from vote_fn.voter import SigningKey, VoterIds, parse_keys
 
-from .conftest import OPTIONS
+from .conftest import OPTIONS, POLLS
 
 # No example database: the suite leaves nothing behind in the work tree.
 bounded = settings(database=None, deadline=None, max_examples=200,
@@ -30,7 +39,7 @@ vote_ids = st.text("0123456789abcdef", min_size=32, max_size=32)
 voter_ids = st.text(string.ascii_letters + string.digits + "_-", min_size=16, max_size=64)
 option_ids = st.sampled_from(OPTIONS.ids)
 timestamps = st.integers(min_value=1, max_value=2**53 - 1)
-events = st.builds(VoteEvent, vote_ids, voter_ids, option_ids, timestamps)
+events = st.builds(VoteEvent, vote_ids, voter_ids, option_ids, timestamps, st.just(FIRST))
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**64 - 1)
     | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
@@ -56,24 +65,28 @@ def key_sets(draw: st.DrawFn) -> tuple[SigningKey, ...]:
 @bounded
 @given(events)
 def test_an_encoded_event_decodes_to_itself(event: VoteEvent) -> None:
-    assert decode(event.encode(), OPTIONS) == event
+    assert decode(event.encode(), POLLS) == event
 
 
 @bounded
 @given(events, st.dictionaries(st.text(max_size=10).filter(
-    lambda k: k not in ("id", "voter", "vote", "ts")), json_values, max_size=5))
+    lambda k: k not in ("id", "voter", "vote", "ts", "poll", "type")), json_values,
+    max_size=5))
 def test_unknown_fields_of_an_event_are_ignored(event: VoteEvent,
                                                 extra: dict[str, object]) -> None:
     document = {**orjson.loads(event.encode()), **extra}
-    assert decode(orjson.dumps(document), OPTIONS) == event
+    assert decode(orjson.dumps(document), POLLS) == event
 
 
 def assert_valid_or_invalid(raw: bytes) -> None:
     """decode either returns a fully valid event or raises InvalidEvent: nothing else."""
     try:
-        event = decode(raw, OPTIONS)
+        event = decode(raw, POLLS)
     except InvalidEvent as error:
         assert str(error)
+        return
+    if isinstance(event, PollEvent):
+        assert event.action in POLL_ACTIONS and event.poll and 0 < event.at_ms < 2**53
         return
     assert is_vote_id(event.vote_id) and is_voter_id(event.voter)
     assert event.option in OPTIONS and 0 < event.accepted_ms < 2**53

@@ -23,10 +23,10 @@ from local.servers import database_url as postgres_url
 from local.servers import free_port
 from result_fn.app import create_app
 from result_fn.settings import ResultSettings
-from tests.conftest import OPTIONS
+from tests.conftest import prepare_schema
 from tests.functions import FunctionProcess
 from tests.servers import REPO, ServerProcess, wait_until
-from worker_fn.migrations import migrate, prepare
+from worker_fn.migrations import migrate
 
 Conn = psycopg.Connection[tuple[object, ...]]
 DEBIAN_POSTGRES = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
@@ -106,15 +106,10 @@ def test_result_fn_before_the_first_drain_says_not_ready_and_postgres_logs_no_er
         assert response.status_code == 503 and response.headers["retry-after"]
         assert "not ready" in response.json()["error"]
         assert "not ready" in client.get("/").text
-        anyio.run(_prepare, database_url)
+        prepare_schema(database_url)
         wait_until(lambda: client.get("/api/results").status_code == 200, 5, "results")
     new_lines = postgres_log(server_dir)[len(log_before):]
     assert "ERROR" not in new_lines, new_lines
-
-
-async def _prepare(url: str) -> None:
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        await prepare(conn, OPTIONS)
 
 
 def test_a_result_process_starting_behind_an_open_drain_answers_within_a_second(

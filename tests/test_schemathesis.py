@@ -21,7 +21,7 @@ from schemathesis.schemas import BaseSchema
 from common import keys
 from tests.functions import FunctionProcess
 
-from .conftest import SECRET
+from .conftest import SECRET, prepare_schema
 
 EXAMPLES = 25  # per operation
 # Refusals the descriptions document for bad input (413 included, which schemathesis
@@ -61,6 +61,7 @@ def vote_fn(redis_url: str, database_url: str, log_dir: Path) -> Iterator[Functi
 @pytest.fixture(scope="module")
 def result_fn(redis_url: str, database_url: str, log_dir: Path) -> Iterator[FunctionProcess]:
     env = function_env(redis_url, database_url, STREAM_LIFETIME_SECONDS="1")
+    prepare_schema(database_url)
     process = FunctionProcess("result", env, log_dir).start()
     try:
         yield process

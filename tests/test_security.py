@@ -32,7 +32,7 @@ from vote_fn.ratelimit import RATE_KEY_PREFIX, rate_key
 from vote_fn.settings import VoteSettings
 from vote_fn.voter import COOKIE, SigningKey, VoterIds, parse_keys
 
-from .conftest import OPTIONS, SECRET
+from .conftest import POLLS, SECRET
 from .helpers import expected_tally, make_votes, push, tally
 
 Conn = psycopg.Connection[tuple[object, ...]]
@@ -65,7 +65,7 @@ def limited(environ: dict[str, str], redis_client: redis.Redis) -> Iterator[Test
 
 
 def queued(client: redis.Redis) -> list[VoteEvent]:
-    return [decode(raw, OPTIONS) for raw in client.lrange(keys.QUEUE, 0, -1)]
+    return [decode(raw, POLLS) for raw in client.lrange(keys.QUEUE, 0, -1)]
 
 
 def metric_value(page: str, name: str, **labels: str) -> float:
@@ -590,10 +590,9 @@ def test_the_page_keeps_its_own_policy(client: TestClient) -> None:
     assert "script-src 'self'" in policy and "form-action 'self'" in policy
 
 
-def test_the_openapi_description_names_the_configured_options(client: TestClient) -> None:
+def test_the_openapi_description_describes_the_vote(client: TestClient) -> None:
     document = client.get("/openapi.json").json()
-    assert document["components"]["schemas"]["OptionId"]["enum"] == ["cats", "dogs"]
-    assert "/api/vote" in document["paths"]
+    assert "/api/vote" in document["paths"] and "OptionId" in document["components"]["schemas"]
 
 
 # --- Nothing counted --------------------------------------------------------------------

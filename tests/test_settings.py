@@ -17,9 +17,19 @@ VALID = {"REDIS_URL": "redis://127.0.0.1:1/0", "DATABASE_URL": "postgresql://u@1
          "VOTE_SECRET": "x" * 32}
 
 
-def test_default_options_are_cats_and_dogs() -> None:
-    settings = VoteSettings.from_env(VALID)
-    assert [(o.id, o.label) for o in settings.options.items] == [("cats", "Cats"), ("dogs", "Dogs")]
+def test_the_first_poll_is_cats_or_dogs_by_default() -> None:
+    first = VoteSettings.from_env(VALID).first_poll
+    assert first.question == "Cats or dogs?"
+    assert [(o.id, o.label) for o in first.options.items] == [("cats", "Cats"), ("dogs", "Dogs")]
+
+
+def test_the_first_poll_takes_its_question_and_options_as_json_with_commas() -> None:
+    """POLL_QUESTION asks it; VOTE_OPTIONS as JSON lets a label hold a comma."""
+    first = WorkerSettings.from_env({
+        **VALID, "POLL_QUESTION": "Ship it?",
+        "VOTE_OPTIONS": '[{"id": "yes", "label": "Yes, definitely"}, {"id": "no", "label": "No"}]'})
+    assert first.first_poll.question == "Ship it?"
+    assert [o.label for o in first.first_poll.options.items] == ["Yes, definitely", "No"]
 
 
 def test_options_keep_their_order_and_labels() -> None:
@@ -34,6 +44,10 @@ def test_options_keep_their_order_and_labels() -> None:
     ({"VOTE_OPTIONS": "cats:Cats,cats:Kittens"}, "VOTE_OPTIONS"),
     ({"VOTE_OPTIONS": "cats,dogs"}, "VOTE_OPTIONS"),
     ({"VOTE_OPTIONS": "Cats:Cats,dogs:Dogs"}, "VOTE_OPTIONS"),
+    ({"VOTE_OPTIONS": '[{"id": "yes", "label": "Yes"}]'}, "VOTE_OPTIONS"),
+    ({"VOTE_OPTIONS": '[{"id": "yes"}, {"id": "no", "label": "No"}]'}, "VOTE_OPTIONS"),
+    ({"VOTE_OPTIONS": '[{"id": "yes", "label": "Yes"'}, "VOTE_OPTIONS"),
+    ({"POLL_QUESTION": "?" * 201}, "POLL_QUESTION"),
     ({"REDIS_URL": "http://127.0.0.1"}, "REDIS_URL"),
     ({"REDIS_URL": ""}, "REDIS_URL"),
     ({"VOTE_SECRET": "short"}, "VOTE_SECRET"),

@@ -17,7 +17,7 @@ from vote_fn.app import create_app
 from vote_fn.settings import VoteSettings
 from vote_fn.voter import COOKIE, MAX_AGE_S, set_cookie
 
-from .conftest import OPTIONS
+from .conftest import POLLS
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def test_api_vote_is_queued_and_acknowledged(client: TestClient, redis_client: r
     body = response.json()
     assert body["vote"] == "dogs" and len(body["vote_id"]) == 32
     [raw] = redis_client.lrange(keys.QUEUE, 0, -1)
-    event = decode(raw, OPTIONS)
+    event = decode(raw, POLLS)
     assert (event.vote_id, event.voter, event.option) == (body["vote_id"], body["voter"], "dogs")
     assert COOKIE in response.cookies
 

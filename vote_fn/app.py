@@ -66,7 +66,8 @@ def page(request: Request, refused: Refused | None = None) -> Response:
     templates: Jinja2Templates = request.state.templates
     choice, cookies = voting.chosen(request)
     response = templates.TemplateResponse(request, "vote.html", {
-        "options": settings.options.items, "choice": choice, "instance_id": settings.instance_id,
+        "options": settings.first_poll.options.items, "choice": choice,
+        "instance_id": settings.instance_id,
         "error": refused and refused.reason, "results_url": settings.results_url,
         "base": request.scope.get("root_path", ""),
     }, status_code=refused.status if refused else 200, headers=request.state.page_policy)
@@ -102,6 +103,11 @@ async def healthz(request: Request) -> Response:
     return json_answer({"status": "ok"}, 200)
 
 
+def open_option_ids(request: Request) -> tuple[str, ...]:
+    settings: VoteSettings = request.state.settings
+    return settings.first_poll.options.ids
+
+
 def create_app(settings: VoteSettings | None = None) -> Starlette:
     settings = settings or exit_on_error(VoteSettings.from_env)
     configure_logging(settings.log_format, "vote")
@@ -109,7 +115,7 @@ def create_app(settings: VoteSettings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         redis = open_redis(settings.redis)
-        voting = Voting(settings.options, VoterIds(settings.keys),
+        voting = Voting(settings.first_poll.options, VoterIds(settings.keys),
                         VoteQueue(redis, settings.rate_limit))
         try:
             yield {"settings": settings, "voting": voting, "redis": redis,
@@ -127,7 +133,7 @@ def create_app(settings: VoteSettings | None = None) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", healthz),
             http_metrics.metrics_route,
-            openapi.route(HERE / "openapi.yaml"),
+            openapi.route(HERE / "openapi.yaml", open_option_ids),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],
         lifespan=lifespan,

@@ -10,8 +10,8 @@ import orjson
 from starlette.requests import Request
 
 from common.event import is_vote_id
+from common.polls import Options
 from common.refusals import Refused
-from common.settings import Options
 
 MAX_BODY_BYTES = 1024
 FORM = "application/x-www-form-urlencoded"

@@ -19,9 +19,9 @@ from starlette.requests import Request
 
 from common.event import VoteEvent
 from common.headers import RawHeaders
+from common.polls import FIRST, Options
 from common.proxies import Peer, peer_of
 from common.refusals import Refused
-from common.settings import Options
 from vote_fn import metrics
 from vote_fn.ballot import Ballot, read_body
 from vote_fn.origin import cross_site_reason
@@ -67,7 +67,7 @@ class Voting:
             voter = known
             if voter is None and ballot.vote_id is not None:
                 voter = self.voters.for_vote(ballot.vote_id)
-            event = VoteEvent.new(voter or VoterIds.new(), ballot.option, ballot.vote_id)
+            event = VoteEvent.new(FIRST, voter or VoterIds.new(), ballot.option, ballot.vote_id)
             try:
                 await self._queue.push(event.encode(), peer.address)
             except (RateLimited, RedisError, TimeoutError) as error:

@@ -8,16 +8,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from common.logs import log_format
+from common.polls import Poll
 from common.proxies import DEFAULT_TRUSTED, Network, parse_trusted
 from common.redis_client import RedisSettings
-from common.settings import Env, Options, SettingsError
+from common.settings import Env, SettingsError
 from vote_fn.ratelimit import RateLimit
 from vote_fn.voter import SigningKey, parse_keys
 
 
 @dataclass(frozen=True, slots=True)
 class VoteSettings:
-    options: Options
+    first_poll: Poll  # POLL_QUESTION and VOTE_OPTIONS
     redis: RedisSettings
     keys: tuple[SigningKey, ...]  # sign voter ids: the first signs, any verifies
     instance_id: str  # shown on the page, as the classic shows its container id
@@ -39,7 +40,7 @@ class VoteSettings:
         votes = env.integer("VOTE_RATE_LIMIT", 60, low=0, high=1_000_000)
         window_s = env.number("VOTE_RATE_WINDOW_SECONDS", 60, low=1, high=86_400)
         return cls(
-            options=env.options(),
+            first_poll=env.first_poll(),
             redis=RedisSettings.from_env(env, default_timeout_s=0.5),
             keys=keys,
             instance_id=env.raw("INSTANCE_ID", f"{socket.gethostname()}-{os.getpid()}"),

@@ -33,7 +33,7 @@ async def drain_once(settings: WorkerSettings, budget_s: float) -> int:
     try:
         async with open_pool(settings.database_url, max_size=2) as pool:
             tune_gc(DRAINING_THRESHOLD)
-            report = await Drain(redis, pool, settings.options, limits).run()
+            report = await Drain(redis, pool, settings.first_poll, limits).run()
     except DependencyDown as error:
         print(json.dumps({"error": str(error)}), file=sys.stderr)
         return 1
@@ -45,7 +45,7 @@ async def drain_once(settings: WorkerSettings, budget_s: float) -> int:
 
 async def migrate(settings: WorkerSettings) -> int:
     async with open_pool(settings.database_url, max_size=1) as pool, pool.connection() as conn:
-        await prepare(conn, settings.options)
+        await prepare(conn, settings.first_poll)
     print(json.dumps({"schema": "ready"}))
     return 0
 

@@ -165,7 +165,7 @@ def create_app(settings: WorkerSettings | None = None) -> Starlette:
             tune_gc(DRAINING_THRESHOLD)
             try:
                 yield {"settings": settings, "pool": pool, "redis": redis,
-                       "drain": Drain(redis, pool, settings.options, limits),
+                       "drain": Drain(redis, pool, settings.first_poll, limits),
                        "in_flight": in_flight}
             finally:
                 await in_flight.cancel_all()

@@ -28,8 +28,9 @@ from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 from redis.exceptions import RedisError
 
+from common.polls import Poll
 from common.redis_client import RedisClient
-from common.settings import Options
+from common.schema import read_polls
 from worker_fn import metrics
 from worker_fn.apply import apply_batch, heartbeat
 from worker_fn.claims import Batch, Claims
@@ -75,11 +76,11 @@ class DrainLimits:
 
 
 class Drain:
-    def __init__(self, redis: RedisClient, pool: AsyncConnectionPool, options: Options,
+    def __init__(self, redis: RedisClient, pool: AsyncConnectionPool, first_poll: Poll,
                  limits: DrainLimits) -> None:
         self._redis = redis
         self._pool = pool
-        self._options = options
+        self._first_poll = first_poll
         self._limits = limits
         self._prepared = False  # the schema and the options' tally rows (once a process)
 
@@ -134,7 +135,9 @@ class Drain:
         while True:
             committed = report.transactions
             try:
-                async with Prefetch(self._batches(claims, deadline), self._options,
+                async with self._connection(timeout_s=5.0) as conn:
+                    polls = await read_polls(conn)
+                async with Prefetch(self._batches(claims, deadline), polls,
                                     _PREFETCH_DEPTH) as prefetch:
                     await self._apply_all(prefetch, claims, report)
                 return
@@ -182,6 +185,7 @@ class Drain:
         async with self._connection(timeout_s=5.0) as conn:
             changed = await apply_batch(
                 conn, group.rows, votes=group.votes, queued=group.queued_after,
+                poll_events=group.poll_events,
                 before_commit=lambda: self._failpoint("mid_transaction"))
         if group.oldest_ms is not None:
             metrics.BATCHES.inc()
@@ -194,7 +198,7 @@ class Drain:
     async def _connection(self, timeout_s: float) -> AsyncIterator[AsyncConnection[TupleRow]]:
         async with self._pool.connection(timeout=timeout_s) as conn:
             if not self._prepared:
-                await prepare(conn, self._options)
+                await prepare(conn, self._first_poll)
                 self._prepared = True
             yield conn
 

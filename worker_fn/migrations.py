@@ -17,8 +17,11 @@ from typing import LiteralString
 import psycopg
 from psycopg.rows import TupleRow
 
+from common.event import PollEvent
+from common.polls import Poll
 from common.schema import SCHEMA_LOCK, SCHEMA_VERSION, schema_version
-from common.settings import Options, SettingsError
+from common.settings import SettingsError
+from worker_fn.polls import define_poll
 
 log = logging.getLogger("worker_fn.migrations")
 MIN_SERVER_VERSION = 180000  # the drain's upsert uses RETURNING old.* (PostgreSQL 18)
@@ -64,6 +67,31 @@ MIGRATIONS: tuple[tuple[LiteralString, ...], ...] = (
             version   integer NOT NULL
         )""",
     ),
+    (  # 2: polls. What was counted before is the first poll's.
+        """CREATE TABLE polls (
+            id         text PRIMARY KEY,
+            question   text NOT NULL,
+            options    jsonb NOT NULL,
+            results    text NOT NULL CHECK (results IN ('live', 'after_close')),
+            defined_ms bigint NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now()
+        )""",
+        """CREATE TABLE poll_state (
+            singleton  boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+            current    text,
+            last       text,
+            changed_ms bigint NOT NULL DEFAULT 0
+        )""",
+        "INSERT INTO poll_state (singleton) VALUES (true)",
+        "ALTER TABLE ballots ADD COLUMN poll text NOT NULL DEFAULT 'first'",
+        "ALTER TABLE ballots ALTER COLUMN poll DROP DEFAULT",
+        "ALTER TABLE ballots DROP CONSTRAINT ballots_pkey, ADD PRIMARY KEY (poll, voter)",
+        "ALTER TABLE tallies ADD COLUMN poll text NOT NULL DEFAULT 'first'",
+        "ALTER TABLE tallies ALTER COLUMN poll DROP DEFAULT",
+        "ALTER TABLE tallies DROP CONSTRAINT tallies_pkey, ADD PRIMARY KEY (poll, option)",
+        # Each admin action once, however often its queue entry is replayed.
+        "ALTER TABLE audit_log ADD COLUMN event_key text UNIQUE",
+    ),
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
@@ -103,10 +131,12 @@ async def migrate(conn: psycopg.AsyncConnection[TupleRow]) -> int:
     return max(0, SCHEMA_VERSION - found)
 
 
-async def prepare(conn: psycopg.AsyncConnection[TupleRow], options: Options) -> None:
-    """What a drain needs before its first batch: the schema, and a tally row per option."""
+async def prepare(conn: psycopg.AsyncConnection[TupleRow], first: Poll) -> None:
+    """What a drain needs before its first batch: the schema, and the first poll as the
+    settings define it unless vote_fn has defined it already (its definition, sent through
+    the queue, carries a time and wins)."""
     await migrate(conn)
     async with conn.transaction():
-        await conn.execute(
-            "INSERT INTO tallies (option) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
-            (list(options.ids),))
+        await define_poll(conn, PollEvent("poll", first.id, 0, "settings", first))
+        await conn.execute("UPDATE poll_state SET current = %s, last = %s WHERE last IS NULL",
+                           (first.id, first.id))

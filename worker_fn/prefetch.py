@@ -17,8 +17,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from common.event import InvalidEvent, VoteEvent, decode
-from common.settings import Options
+from common.event import InvalidEvent, PollEvent, VoteEvent, decode
+from common.polls import Poll
 from worker_fn.apply import copy_rows
 from worker_fn.claims import Batch
 
@@ -38,9 +38,10 @@ class Claimed:
 
 
 class Decoded(NamedTuple):
-    """A claimed batch, decoded: its valid votes as a block of COPY rows."""
+    """A claimed batch, decoded: its poll actions, and its valid votes as COPY rows."""
 
     claimed: Claimed
+    poll_events: list[PollEvent]
     rows: bytes
     votes: int
     oldest_ms: int | None  # the earliest accepted time among its votes
@@ -51,12 +52,14 @@ class Group:
     """Batches applied in one transaction, and their valid votes as COPY rows."""
 
     claimed: list[Claimed] = field(default_factory=list)
+    poll_events: list[PollEvent] = field(default_factory=list)  # in queue order
     rows: list[bytes] = field(default_factory=list)  # one block of copy_rows per batch
     votes: int = 0
     oldest_ms: int | None = None
 
     def add(self, decoded: Decoded) -> None:
         self.claimed.append(decoded.claimed)
+        self.poll_events += decoded.poll_events
         oldest = decoded.oldest_ms
         if oldest is not None:  # it has votes
             self.rows.append(decoded.rows)
@@ -68,19 +71,30 @@ class Group:
         return self.claimed[-1].queued_after
 
 
-async def decode_batch(batch: Batch, options: Options) -> Decoded:
-    """Split queue entries into votes (made into COPY rows) and dead letters, letting other
-    tasks run."""
+async def decode_batch(batch: Batch, polls: dict[str, Poll]) -> Decoded:
+    """Split queue entries into poll actions, votes (made into COPY rows) and dead letters,
+    letting other tasks run. A vote is checked against the polls known at its place in
+    the queue: ``polls`` learns each definition as it is decoded."""
     votes: list[VoteEvent] = []
+    poll_events: list[PollEvent] = []
     dead: list[tuple[bytes, str]] = []
-    for n, raw in enumerate(batch.items, 1):
+    # A claim lists its entries newest first (the queue's oldest end is its right one):
+    # decode them in the order they were queued, so a poll comes before its votes.
+    for n, raw in enumerate(reversed(batch.items), 1):
         if n % _YIELD_EVERY == 0:
             await asyncio.sleep(0)
         try:
-            votes.append(decode(raw, options))
+            event = decode(raw, polls)
         except InvalidEvent as error:
             dead.append((raw, str(error)))
-    return Decoded(Claimed(batch.id, len(batch.items), batch.queued_after, dead),
+            continue
+        if isinstance(event, VoteEvent):
+            votes.append(event)
+            continue
+        poll_events.append(event)
+        if event.definition is not None:
+            polls[event.poll] = event.definition
+    return Decoded(Claimed(batch.id, len(batch.items), batch.queued_after, dead), poll_events,
                    copy_rows(votes) if votes else b"", len(votes),
                    min(vote.accepted_ms for vote in votes) if votes else None)
 
@@ -90,9 +104,10 @@ class Prefetch:
     ``take``. ``async with`` starts the prefetching task and stops it; the batches it
     still holds stay in ``Claims.outstanding`` for the drain to give back."""
 
-    def __init__(self, batches: AsyncIterator[Batch], options: Options, depth: int) -> None:
+    def __init__(self, batches: AsyncIterator[Batch], polls: dict[str, Poll],
+                 depth: int) -> None:
         self._batches = batches
-        self._options = options
+        self._polls = polls
         # Decoded batches, at most ``depth``; None once no more will come.
         self._ready: asyncio.Queue[Decoded | None] = asyncio.Queue(maxsize=depth)
         self._ended = False
@@ -116,7 +131,7 @@ class Prefetch:
     async def _run(self) -> None:
         try:
             async for batch in self._batches:
-                await self._ready.put(await decode_batch(batch, self._options))
+                await self._ready.put(await decode_batch(batch, self._polls))
         finally:
             await self._ready.put(None)  # however it ended; a full queue waits for take()
 

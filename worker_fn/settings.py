@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from common.logs import log_format
+from common.polls import Poll
 from common.redis_client import RedisSettings
-from common.settings import Env, Options, SettingsError
+from common.settings import Env, SettingsError
 
 # Points in a drain where a fault-injection test can have the worker kill itself
 # (SIGKILL, no clean-up) to prove that no vote is lost or counted twice.
@@ -16,7 +17,7 @@ FAILPOINTS = ("before_claim", "after_claim", "mid_transaction", "after_commit")
 
 @dataclass(frozen=True, slots=True)
 class WorkerSettings:
-    options: Options
+    first_poll: Poll  # POLL_QUESTION and VOTE_OPTIONS, for a queue vote_fn has not defined it in
     redis: RedisSettings
     database_url: str
     budget_s: float  # one invocation drains for at most this long (below the function timeout)
@@ -30,7 +31,7 @@ class WorkerSettings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
         env = Env(environ)
         return cls(
-            options=env.options(),
+            first_poll=env.first_poll(),
             redis=RedisSettings.from_env(env, default_timeout_s=5.0),
             database_url=env.url("DATABASE_URL", ("postgres", "postgresql")),
             budget_s=env.number("WORKER_BUDGET_SECONDS", 50.0, low=0, high=900),
