@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,12 +30,15 @@ def trouble(line: str) -> bool:
 
 
 @pytest.fixture
-def first_run(tmp_path: Path) -> Iterator[LocalStack]:
-    stack = LocalStack.create(tmp_path / "data")
-    assert not stack.data_dir.exists()
-    stack.start()
-    yield stack
-    assert stack.stop() == []
+def first_run() -> Iterator[LocalStack]:
+    # Not below pytest's own temporary folder: any pytest session that starts on the machine
+    # makes that folder private again, and PostgreSQL runs as another user.
+    with tempfile.TemporaryDirectory(prefix="voting-first-run-") as folder:
+        stack = LocalStack.create(Path(folder) / "data")
+        assert not stack.data_dir.exists()
+        stack.start()
+        yield stack
+        assert stack.stop() == []
 
 
 @pytest.mark.slow
