@@ -3,6 +3,8 @@
 Starts real Valkey and PostgreSQL from their pip wheels (data kept in LOCAL_DATA_DIR
 between runs), the three functions under uvicorn, and a scheduler that invokes the
 worker, all under honcho: prefixed logs, and Ctrl-C or SIGTERM stops every process.
+Each function, and the scheduler, starts once the data stores it needs answer
+(local/wait_for.py); local/announce.py prints "Ready" once every page answers.
 """
 
 from __future__ import annotations
@@ -12,14 +14,14 @@ import secrets
 import shlex
 import socket
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from honcho.manager import Manager
 
 from common.settings import Env, SettingsError, exit_on_error
-from local import profile
+from local import profile, wait_for
 from local.servers import database_url, free_port, redis_url
 
 
@@ -68,8 +70,19 @@ def vote_secret(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
+def interpreter(argv: Sequence[str]) -> list[str]:
+    """``argv`` with ``python`` meaning this interpreter, the venv's whether activated or not."""
+    return [sys.executable if argv[0] == "python" else argv[0], *argv[1:]]
+
+
 def command(*argv: str) -> str:
-    return shlex.join([sys.executable if argv[0] == "python" else argv[0], *argv[1:]])
+    return shlex.join(interpreter(argv))
+
+
+def once_stores_answer(settings: Iterable[str], argv: Sequence[str]) -> str:
+    """``argv``, started once the data stores named among ``settings`` answer."""
+    needs = [arg for name in settings if name in wait_for.PROBES for arg in ("--needs", name)]
+    return command("python", "-m", "local.wait_for", *needs, "--", *interpreter(argv))
 
 
 def build(settings: LocalSettings, manager: Manager) -> None:
@@ -106,12 +119,13 @@ def build(settings: LocalSettings, manager: Manager) -> None:
     # the vote page links to the results page and follows its receipt there
     function_env.setdefault("RESULTS_URL", f"http://127.0.0.1:{settings.result_port}")
     for spec in profile.FUNCTIONS:
-        manager.add_process(spec.name, command(
-            *profile.uvicorn_argv(spec, "127.0.0.1", ports[spec.name])), env=function_env)
-    manager.add_process("scheduler", command(
+        manager.add_process(spec.name, once_stores_answer(spec.settings, profile.uvicorn_argv(
+            spec, "127.0.0.1", ports[spec.name])), env=function_env)
+    # The scheduler only reaches the worker, so it waits for what the worker needs.
+    manager.add_process("scheduler", once_stores_answer(profile.by_name("worker").settings, [
         "python", "-m", "local.scheduler", "--url",
         f"http://127.0.0.1:{worker_port}{profile.WORKER_EVENTS_PATH}",
-        "--every", str(settings.schedule_s)), env=env)
+        "--every", str(settings.schedule_s)]), env=env)
     manager.add_process("ready", command(
         "python", "-m", "local.announce", "--vote", f"http://127.0.0.1:{settings.vote_port}",
         "--result", f"http://127.0.0.1:{settings.result_port}",

@@ -1,6 +1,8 @@
-"""Waits until the vote and result functions answer, prints their URLs, then idles.
+"""Waits until every page answers, prints the pages' URLs, then idles.
 
-It stays alive because the Procfile runner stops everything when any process exits.
+Every page answers: the vote page, the results page and its API answer 200, and the
+worker's /readyz does (it reaches Valkey and PostgreSQL). It stays alive because the
+Procfile runner stops everything when any process exits.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ def main() -> None:
     parser.add_argument("--result", required=True)
     parser.add_argument("--worker", required=True)
     args = parser.parse_args()
+    pages = (f"{args.vote}/", f"{args.result}/", f"{args.result}/api/results",
+             f"{args.worker}/readyz")
     started = time.monotonic()
-    while not all(ready(f"{url}/healthz") for url in (args.vote, args.result, args.worker)):
+    while not all(ready(url) for url in pages):
         time.sleep(0.2)
     print(f"Ready in {time.monotonic() - started:.1f}s\n"
           f"  Vote:    {args.vote}\n"

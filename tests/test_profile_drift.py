@@ -1,12 +1,14 @@
 """local/profile.py is the one description of the deployment; template.yaml, local/compose.yaml,
-the Dockerfiles and the settings code must agree with it. Each test names what drifted."""
+the Dockerfile and the settings code must agree with it. Each test names what drifted."""
 
 from __future__ import annotations
 
 import importlib
 import json
 import shlex
+import subprocess
 from collections.abc import Iterable, Mapping
+from string import Template
 from typing import Any
 
 import pytest
@@ -17,11 +19,13 @@ from common.settings import SettingsError
 from local import profile
 from local.profile import FunctionSpec
 from tests.servers import REPO
-from tests.test_cloud_offline import rate_seconds, sam_transform
+from tests.test_cloud_offline import DOCKERFILE, rate_seconds, sam_transform
 
 VALID = {"REDIS_URL": "redis://127.0.0.1:1/0", "DATABASE_URL": "postgresql://u@127.0.0.1:1/db",
          "VOTE_SECRET": "x" * 32}
 IMAGE_PORT = "8080"  # the images' ENV PORT, which compose's health checks and URLs use
+BUILD_ARG = "FUNCTION"  # the Dockerfile's build argument: the package of the function to build
+RDS_CA_BUNDLE = "/opt/certs/rds-global-bundle.pem"  # for sslmode=verify-full against RDS
 SPECS = {spec.name: spec for spec in profile.FUNCTIONS}
 SUPPORT_SERVICES = {"valkey", "postgres", "lb", "scheduler"}
 
@@ -86,12 +90,34 @@ def compose() -> dict[str, Any]:
     return dict(yaml.safe_load((REPO / "local" / "compose.yaml").read_text()))
 
 
-def dockerfile_instructions(spec: FunctionSpec) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
-    text = (REPO / spec.package / "Dockerfile").read_text().replace("\\\n", " ")
+def final_stage() -> list[tuple[str, str]]:
+    """The image's own (INSTRUCTION, arguments) pairs: those from the last FROM on,
+    continuation lines joined, comments dropped."""
+    text = DOCKERFILE.read_text().replace("\\\n", " ")
     lines = [line.strip() for line in text.splitlines()]
-    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines
-            if line and not line.startswith("#")]
+    instructions = [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines
+                    if line and not line.startswith("#")]
+    return instructions[max(i for i, (name, _) in enumerate(instructions) if name == "FROM"):]
+
+
+def with_build_arg(text: str, package: str) -> str:
+    """``text`` with the build argument substituted, as Docker does in ENV and COPY."""
+    return Template(text).safe_substitute({BUILD_ARG: package})
+
+
+def image_environment(package: str) -> dict[str, str]:
+    """The environment the image built for ``package`` starts its command with."""
+    stage = final_stage()
+    assert ("ARG", BUILD_ARG) in stage, f"the image stage does not declare ARG {BUILD_ARG}"
+    return dict(part.split("=", 1) for name, args in stage if name == "ENV"
+                for part in with_build_arg(args, package).split())
+
+
+def build_arg_check() -> str:
+    """The shell script the image stage runs first, refusing an unknown build argument."""
+    [script] = [args for name, args in final_stage() if name == "RUN"
+                and args.startswith(f'case "${BUILD_ARG}" in')]
+    return script
 
 
 def functions_in(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -123,33 +149,60 @@ def test_the_health_path_is_a_route_of_the_app(spec: FunctionSpec) -> None:
 
 def test_the_same_functions_everywhere(raw_template: dict[str, Any], template: dict[str, Any],
                                       compose: dict[str, Any]) -> None:
-    """The template's functions, compose's app services and the Dockerfiles are the profile's."""
+    """The template's functions and compose's app services are the profile's, each built from
+    the one Dockerfile with its own package as the build argument."""
     assert set(functions_in(template)) == {logical_id(spec) for spec in profile.FUNCTIONS}
     built = {name: service["build"] for name, service in compose["services"].items()
              if "build" in service}
-    assert built == {spec.name: {"context": "..", "dockerfile": f"{spec.package}/Dockerfile"}
+    assert built == {spec.name: {"context": "..", "dockerfile": DOCKERFILE.name,
+                                 "args": {BUILD_ARG: spec.package}}
                      for spec in profile.FUNCTIONS}
     assert set(compose["services"]) == set(SPECS) | SUPPORT_SERVICES
     for spec in profile.FUNCTIONS:
         metadata = raw_template["Resources"][logical_id(spec)]["Metadata"]
-        assert metadata["Dockerfile"] == f"{spec.package}/Dockerfile"
+        assert metadata["Dockerfile"] == DOCKERFILE.name
         assert metadata["DockerContext"] == "."
+        assert metadata["DockerBuildArgs"] == {BUILD_ARG: spec.package}
         assert raw_template["Resources"][logical_id(spec)]["Properties"]["PackageType"] == "Image"
 
 
 @pytest.mark.parametrize("spec", profile.FUNCTIONS, ids=lambda spec: spec.name)
 def test_the_image_runs_the_profiles_command(spec: FunctionSpec) -> None:
-    """Each image copies its package and common/, sets PORT, and runs uvicorn_argv()."""
-    instructions = dockerfile_instructions(spec)
-    [cmd] = [json.loads(args) for name, args in instructions if name == "CMD"]
+    """Built with the function's package as the build argument, the image copies common/ and
+    that package, sets PORT, and runs uvicorn_argv()."""
+    env = image_environment(spec.package)
+    assert env.get("PORT") == IMAGE_PORT
+    [cmd] = [json.loads(args) for name, args in final_stage() if name == "CMD"]
     assert cmd[:2] == ["sh", "-c"]
-    assert shlex.split(cmd[2]) == ["exec", *profile.uvicorn_argv(spec, "0.0.0.0", "$PORT")]
-    final_stage = instructions[max(i for i, (name, _) in enumerate(instructions)
-                                   if name == "FROM"):]
-    env = [part for name, args in final_stage if name == "ENV" for part in args.split()]
-    assert f"PORT={IMAGE_PORT}" in env
-    copies = {args for name, args in final_stage if name == "COPY"}
+    # sh expands the image's environment; PORT stays a variable that the platform may set.
+    script = Template(cmd[2]).safe_substitute({k: v for k, v in env.items() if k != "PORT"})
+    assert shlex.split(script) == ["exec", *profile.uvicorn_argv(spec, "0.0.0.0", "$PORT")]
+    copies = {with_build_arg(args, spec.package) for name, args in final_stage()
+              if name == "COPY"}
     assert {"common/ common/", f"{spec.package}/ {spec.package}/"} <= copies
+
+
+def test_the_image_carries_the_rds_ca_bundle_for_its_user() -> None:
+    """The image fetches AWS's RDS CA bundle to its fixed path and makes it readable by all."""
+    stage = final_stage()
+    assert ("ADD", "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem "
+            f"{RDS_CA_BUNDLE}") in stage
+    assert any(name == "RUN" and f"chmod 644 {RDS_CA_BUNDLE}" in args for name, args in stage)
+
+
+@pytest.mark.parametrize(("value", "accepted"), [
+    *((spec.package, True) for spec in profile.FUNCTIONS),
+    ("common", False), ("local", False), ("", False), ("vote_fn/..", False)])
+def test_the_image_builds_only_for_the_profiles_packages(value: str, accepted: bool) -> None:
+    """The image stage's first step passes for each function's package and stops the build,
+    with one line naming the build argument, for anything else."""
+    run = subprocess.run(["/bin/sh", "-c", build_arg_check()], env={BUILD_ARG: value},
+                         capture_output=True, text=True, check=False)
+    if accepted:
+        assert (run.returncode, run.stderr) == (0, "")
+    else:
+        assert run.returncode != 0
+        assert run.stderr.startswith(f"{BUILD_ARG} must be ") and run.stderr.count("\n") == 1
 
 
 @pytest.mark.parametrize("spec", profile.FUNCTIONS, ids=lambda spec: spec.name)
