@@ -6,7 +6,8 @@
 - A poll's definition, ``{"type": "poll", "poll", "question", "options", "results", "ts",
   "actor"}``, and its opening and closing, ``{"type": "open" | "close", "poll", "ts",
   "actor"}``: they travel through the same queue, so the worker applies a poll before the
-  votes cast in it. Each carries its time: the latest wins, so a replay changes nothing.
+  votes cast in it. Their ``ts`` is Valkey's clock in µs when vote_fn queued them (two
+  actions of one admin call one µs apart): the latest wins, so a replay changes nothing.
 
 Readers ignore fields they do not know.
 """
@@ -57,12 +58,12 @@ class VoteEvent(NamedTuple):  # a tuple: the drain builds hundreds of thousands 
 class PollEvent(NamedTuple):
     action: str  # "poll" (its definition), "open" or "close"
     poll: str
-    at_ms: int
+    at_us: int  # Valkey's clock, µs: orders the actions on a poll
     actor: str
     definition: Poll | None = None  # for "poll"
 
     def encode(self) -> bytes:
-        document = {"type": self.action, "poll": self.poll, "ts": self.at_ms,
+        document = {"type": self.action, "poll": self.poll, "ts": self.at_us,
                     "actor": self.actor}
         if self.definition is not None:
             document.update(self.definition.as_dict())
@@ -116,13 +117,13 @@ def _poll_event(document: dict[str, object], polls: Mapping[str, Poll]) -> PollE
         raise InvalidEvent("missing or malformed poll")
     if type(actor) is not str or len(actor) > _MAX_ACTOR_CHARS:
         raise InvalidEvent("malformed actor")
-    at_ms = _time(document.get("ts"))
+    at_us = _time(document.get("ts"))
     if action != "poll":
         if poll_id not in polls:
             raise InvalidEvent("unknown poll")
-        return PollEvent(str(action), poll_id, at_ms, actor)
+        return PollEvent(str(action), poll_id, at_us, actor)
     try:
         definition = poll_from_dict(poll_id, document)
     except ValueError as error:
         raise InvalidEvent(f"malformed poll: {error}") from None
-    return PollEvent("poll", poll_id, at_ms, actor, definition)
+    return PollEvent("poll", poll_id, at_us, actor, definition)

@@ -17,3 +17,5 @@ def lease(owner: str) -> str:
 
 def batch_owner(batch_id: str) -> str:
     return batch_id.rpartition(":")[0]
+POLLS = "{votes}:polls"  # hash: poll id -> its definition (JSON), as vote_fn serves it
+OPEN_POLL = "{votes}:poll:open"  # the open poll's id; absent when none is open

@@ -13,18 +13,19 @@ from common.headers import RawHeaders
 
 
 class Refused(Exception):
-    def __init__(self, status: int, label: str, reason: str,
-                 retry_after_s: int | None = None) -> None:
+    def __init__(self, status: int, label: str, reason: str, retry_after_s: int | None = None,
+                 headers: RawHeaders | None = None) -> None:
         super().__init__(reason)
         self.status = status
         self.label = label  # the reason in the function's metrics
         self.reason = reason
         self.retry_after_s = retry_after_s
+        self._headers = headers or []
 
     def headers(self) -> RawHeaders:
         if self.retry_after_s is None:
-            return []
-        return [(b"retry-after", str(self.retry_after_s).encode())]
+            return list(self._headers)
+        return [*self._headers, (b"retry-after", str(self.retry_after_s).encode())]
 
     def as_json(self, headers: Mapping[str, str] | None = None) -> Response:
         response = json_answer({"error": self.reason}, self.status, headers)

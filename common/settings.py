@@ -23,6 +23,7 @@ from common.polls import (
 )
 
 T = TypeVar("T")
+MIN_TOKEN_CHARS = 24
 
 
 class SettingsError(ValueError):
@@ -87,6 +88,15 @@ class Env:
         """The poll the settings define: POLL_QUESTION and VOTE_OPTIONS."""
         return Poll(FIRST, self.parsed("POLL_QUESTION", checked_question, DEFAULT_QUESTION),
                     self.parsed("VOTE_OPTIONS", parse_options, DEFAULT_OPTIONS))
+
+
+def admin_token(env: Env, name: str) -> str | None:
+    """A bearer token that turns an admin API on (unset: off); 24+ characters."""
+    value = env.optional(name)
+    if value is not None and len(value) < MIN_TOKEN_CHARS:
+        raise SettingsError(f"{name} is too short: use at least {MIN_TOKEN_CHARS} random "
+                            "characters")
+    return value
 
 
 def exit_on_error(build: Callable[[], T]) -> T:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx2 as httpx
 
 
 @dataclass
 class Event:
+    event: str = "message"  # the type: the whole results document, or "counts"
     id: str | None = None
     data: str = ""
     retry: int | None = None
@@ -36,3 +39,28 @@ async def events(response: httpx.Response) -> AsyncIterator[Event]:
             event.id = value
         elif name == "retry":
             event.retry = int(value)
+        elif name == "event":
+            event.event = value
+
+
+async def results(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+    """The results document after each event: a whole one, or the last one with the counts
+    of a ``counts`` event applied (result_fn/results.py)."""
+    document: dict[str, Any] | None = None
+    async for event in events(response):
+        data = json.loads(event.data)
+        if event.event == "counts":
+            assert document is not None, "a counts event came before the whole document"
+            document = apply_counts(document, data)
+        else:
+            document = data
+        yield document
+
+
+def apply_counts(document: dict[str, Any], counts: dict[str, Any]) -> dict[str, Any]:
+    votes = counts["votes"] or [None] * len(document["options"])
+    total = counts["total"]
+    options = [{**option, "votes": n,
+                "percent": None if n is None else (round(100 * n / total, 1) if total else 0.0)}
+               for option, n in zip(document["options"], votes, strict=True)]
+    return {**document, "options": options, "total": total, "version": counts["version"]}

@@ -105,7 +105,8 @@ def test_vote_logs_are_json_with_request_id_and_no_voter_or_choice(
     assert json.loads(refused.stdout)["error"]
     lines = [*run.stderr.splitlines(), *refused.stderr.splitlines()]
     parsed = [json.loads(line) for line in lines if line.strip()]
-    warnings = [line for line in parsed if line["level"] == "WARNING"]
+    warnings = [line for line in parsed if line["level"] == "WARNING"
+                and line["message"].startswith("vote not accepted")]
     assert warnings and warnings[0]["request_id"] == "cd" * 16
     assert warnings[0]["function"] == "vote"
     text = "\n".join(lines)

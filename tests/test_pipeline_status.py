@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ import redis
 
 from tests.functions import FunctionProcess
 from tests.servers import REPO
-from tests.sse import events
+from tests.sse import results
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -53,11 +52,11 @@ async def test_a_stopped_worker_shows_as_stalled_within_5_seconds_and_recovers(
     try:
         async with httpx.AsyncClient(timeout=30) as client, client.stream(
                 "GET", f"{result.url}/stream") as response:
-            stream = events(response)
+            stream = results(response)
 
             async def next_state(wanted: str) -> dict[str, object]:
-                async for event in stream:
-                    pipeline = json.loads(event.data)["pipeline"]
+                async for document in stream:
+                    pipeline = document["pipeline"]
                     if pipeline["state"] == wanted:
                         return pipeline  # type: ignore[no-any-return]
                 raise AssertionError("stream ended")

@@ -29,8 +29,8 @@ def drain(env: dict[str, str]) -> None:
                    check=True, capture_output=True, timeout=60)
 
 
-def define(at_ms: int, poll: Poll = QUIZ) -> PollEvent:
-    return PollEvent("poll", poll.id, at_ms, "tester", poll)
+def define(at_us: int, poll: Poll = QUIZ) -> PollEvent:
+    return PollEvent("poll", poll.id, at_us, "tester", poll)
 
 
 def test_a_poll_defined_and_opened_in_the_queue_counts_the_votes_cast_in_it(

@@ -86,7 +86,7 @@ def assert_valid_or_invalid(raw: bytes) -> None:
         assert str(error)
         return
     if isinstance(event, PollEvent):
-        assert event.action in POLL_ACTIONS and event.poll and 0 < event.at_ms < 2**53
+        assert event.action in POLL_ACTIONS and event.poll and 0 < event.at_us < 2**53
         return
     assert is_vote_id(event.vote_id) and is_voter_id(event.voter)
     assert event.option in OPTIONS and 0 < event.accepted_ms < 2**53

@@ -1,6 +1,7 @@
 """vote_fn: ``GET /`` the vote page, ``POST /`` a vote from its form, ``POST /api/vote`` a
-vote as JSON (vote_fn/api.py). Casting a vote is vote_fn/casting.py; the edge in front of
-every route is common/edge.py.
+vote as JSON (vote_fn/api.py), ``GET /api/poll`` the open poll, and the presenter's API
+(vote_fn/admin.py). Casting a vote is vote_fn/casting.py, the polls vote_fn/polls.py; the
+edge in front of every route is common/edge.py.
 """
 
 from __future__ import annotations
@@ -27,9 +28,11 @@ from common.proxies import TrustedProxies
 from common.redis_client import RedisClient, open_redis
 from common.refusals import Refused
 from common.settings import exit_on_error
+from vote_fn.admin import close_poll, create_poll, current_poll, open_poll
 from vote_fn.api import PATH, vote_api
 from vote_fn.ballot import FORM, form_vote
 from vote_fn.casting import Voting
+from vote_fn.polls import PollBook
 from vote_fn.queue import DEADLINE_S, VoteQueue
 from vote_fn.refusals import RETRY_UNAVAILABLE_S
 from vote_fn.settings import VoteSettings
@@ -40,6 +43,7 @@ HERE = Path(__file__).parent
 
 class State(TypedDict):
     settings: VoteSettings
+    polls: PollBook
     voting: Voting
     redis: RedisClient
     templates: Jinja2Templates
@@ -66,8 +70,7 @@ def page(request: Request, refused: Refused | None = None) -> Response:
     templates: Jinja2Templates = request.state.templates
     choice, cookies = voting.chosen(request)
     response = templates.TemplateResponse(request, "vote.html", {
-        "options": settings.first_poll.options.items, "choice": choice,
-        "instance_id": settings.instance_id,
+        "poll": voting.polls.open, "choice": choice, "instance_id": settings.instance_id,
         "error": refused and refused.reason, "results_url": settings.results_url,
         "base": request.scope.get("root_path", ""),
     }, status_code=refused.status if refused else 200, headers=request.state.page_policy)
@@ -104,8 +107,9 @@ async def healthz(request: Request) -> Response:
 
 
 def open_option_ids(request: Request) -> tuple[str, ...]:
-    settings: VoteSettings = request.state.settings
-    return settings.first_poll.options.ids
+    polls: PollBook = request.state.polls
+    poll = polls.open
+    return poll.options.ids if poll else ()
 
 
 def create_app(settings: VoteSettings | None = None) -> Starlette:
@@ -115,12 +119,14 @@ def create_app(settings: VoteSettings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         redis = open_redis(settings.redis)
-        voting = Voting(settings.first_poll.options, VoterIds(settings.keys),
-                        VoteQueue(redis, settings.rate_limit))
         try:
-            yield {"settings": settings, "voting": voting, "redis": redis,
-                   "templates": Jinja2Templates(directory=HERE / "templates"),
-                   "page_policy": page_policy(settings.results_url)}
+            async with PollBook(redis, settings.first_poll,
+                                presenter=settings.admin_token is not None) as polls:
+                voting = Voting(polls, VoterIds(settings.keys),
+                                VoteQueue(redis, settings.rate_limit))
+                yield {"settings": settings, "polls": polls, "voting": voting, "redis": redis,
+                       "templates": Jinja2Templates(directory=HERE / "templates"),
+                       "page_policy": page_policy(settings.results_url)}
         finally:
             await redis.aclose()
 
@@ -130,6 +136,10 @@ def create_app(settings: VoteSettings | None = None) -> Starlette:
             Route("/", show, methods=["GET"]),
             Route("/", vote_form, methods=["POST"]),
             Direct(PATH, vote_api, methods=["POST"]),
+            Route("/api/poll", current_poll, methods=["GET"]),
+            Route("/api/admin/polls", create_poll, methods=["POST"]),
+            Route("/api/admin/polls/{poll}/open", open_poll, methods=["POST"]),
+            Route("/api/admin/polls/{poll}/close", close_poll, methods=["POST"]),
             Route("/healthz", healthz),
             Route("/readyz", healthz),
             http_metrics.metrics_route,

@@ -1,4 +1,8 @@
-"""Reading a vote from a request body: strict, small, and with a short reason when not."""
+"""Reading a vote from a request body: strict, small, and with a short reason when not.
+
+The option is checked against the poll the vote is for once that is known
+(vote_fn/casting.py): the body says only which poll it means, if it says so at all.
+"""
 
 from __future__ import annotations
 
@@ -10,19 +14,20 @@ import orjson
 from starlette.requests import Request
 
 from common.event import is_vote_id
-from common.polls import Options
+from common.polls import Options, is_poll_id
 from common.refusals import Refused
 
 MAX_BODY_BYTES = 1024
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
-_NAMED_ONCE = ("vote", "vote_id")  # the fields of a JSON vote; neither may appear twice
+_NAMED_ONCE = ("vote", "vote_id", "poll")  # the fields of a JSON vote; none may appear twice
 _SPELLED_OUT = tuple(b'"%s"' % name.encode() for name in _NAMED_ONCE)
 
 
 class Ballot(NamedTuple):
-    option: str
+    option: object  # as sent: checked against its poll's options (checked_option)
     vote_id: str | None  # the client's own vote id, reused on retries (the API's only)
+    poll: str | None  # the poll it is for; None: the one open
 
 
 async def read_body(request: Request, content_type: str) -> bytes:
@@ -43,28 +48,34 @@ def checked_option(value: object, options: Options) -> str:
     return value
 
 
-def form_vote(body: bytes, options: Options) -> Ballot:
-    """The option of a form post with exactly one ``vote`` field."""
+def form_vote(body: bytes) -> Ballot:
+    """A form post: exactly one ``vote`` field, and the ``poll`` the page showed."""
     try:
         fields = parse_qs(body.decode(), keep_blank_values=True, strict_parsing=True,
                           max_num_fields=4)
     except (UnicodeDecodeError, ValueError):
         raise Refused(400, "malformed", "the form is malformed") from None
-    values = fields.get("vote", [])
-    if len(values) != 1 or len(fields) != 1:
-        raise Refused(400, "malformed", "send exactly one field: vote")
-    return Ballot(checked_option(values[0], options), None)
+    values, polls = fields.pop("vote", []), fields.pop("poll", [])
+    if len(values) != 1 or len(polls) > 1 or fields:
+        raise Refused(400, "malformed", "send exactly one field vote, and at most one poll")
+    return Ballot(values[0], None, _checked_poll(polls[0]) if polls else None)
+
+
+def _checked_poll(value: object) -> str:
+    if not is_poll_id(value):
+        raise Refused(422, "bad_poll", "poll must be a poll's id, as GET /api/poll gives it")
+    return str(value)
 
 
 def _reject_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
     names = [name for name, _ in pairs]
     if any(names.count(name) > 1 for name in _NAMED_ONCE):
-        raise Refused(400, "malformed", "the body names vote or vote_id twice")
+        raise Refused(400, "malformed", "the body names vote, vote_id or poll twice")
     return dict(pairs)
 
 
 def _names_a_field_twice(body: bytes) -> bool:
-    """Whether the JSON object names vote or vote_id twice (which of the two would count
+    """Whether the JSON object names a field twice (which of the two would count
     depends on the parser, so the body is refused). Without escapes a name is spelled out,
     so counting it is enough; the full check runs only when that cannot tell."""
     if b"\\" not in body and all(body.count(name) <= 1 for name in _SPELLED_OUT):
@@ -78,8 +89,9 @@ def _names_a_field_twice(body: bytes) -> bool:
     return False
 
 
-def api_vote(body: bytes, options: Options) -> Ballot:
-    """The option and the client's own vote id (optional, reused on retries) of a JSON vote."""
+def api_vote(body: bytes) -> Ballot:
+    """A JSON vote: the option, the client's own vote id (optional, reused on retries), and
+    the poll (optional)."""
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -87,10 +99,10 @@ def api_vote(body: bytes, options: Options) -> Ballot:
     if not isinstance(document, dict):
         raise Refused(400, "malformed", 'send a JSON object such as {"vote": "cats"}')
     if _names_a_field_twice(body):
-        raise Refused(400, "malformed", "the body names vote or vote_id twice")
-    if len(document) > 2 or not document.keys() <= {"vote", "vote_id"}:
-        raise Refused(422, "unknown_field", "send only vote and, optionally, vote_id")
-    vote_id = document.get("vote_id")
+        raise Refused(400, "malformed", "the body names vote, vote_id or poll twice")
+    if not document.keys() <= {"vote", "vote_id", "poll"}:
+        raise Refused(422, "unknown_field", "send only vote and, optionally, vote_id and poll")
+    vote_id, poll = document.get("vote_id"), document.get("poll")
     if vote_id is not None and not is_vote_id(vote_id):
         raise Refused(422, "bad_vote_id", "vote_id must be 32 lower-case hex digits")
-    return Ballot(checked_option(document.get("vote"), options), vote_id)
+    return Ballot(document.get("vote"), vote_id, None if poll is None else _checked_poll(poll))

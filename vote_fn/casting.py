@@ -1,11 +1,12 @@
 """Casting a vote, for the vote page's form and the JSON API alike.
 
 Before anything is queued a vote must pass the cross-site check (403), the strict reading
-of its body (4xx) and the rate limit (429, in the push itself); SECURITY.md says what each
-defends against. Its voter is the one the signed cookie proves, else a new one (or, for a
-cookie-less client retrying with its own vote id, the voter derived from that id, so the
-retry counts once). It is acknowledged only once Redis holds it (vote_fn/queue.py), and a
-Redis that is down or slow is a 503 within a second, never a hang.
+of its body (4xx), be for the open poll (409) and one of its options (422), and pass the
+rate limit (429, in the push itself); SECURITY.md says what each defends against. Its
+voter is the one the signed cookie proves, else a new one (or, for a cookie-less client
+retrying with its own vote id, the voter derived from that id, so the retry counts once).
+It is acknowledged only once Redis holds it (vote_fn/queue.py), and a Redis that is down
+or slow is a 503 within a second, never a hang.
 """
 
 from __future__ import annotations
@@ -19,19 +20,20 @@ from starlette.requests import Request
 
 from common.event import VoteEvent
 from common.headers import RawHeaders
-from common.polls import FIRST, Options
+from common.polls import Poll
 from common.proxies import Peer, peer_of
 from common.refusals import Refused
 from vote_fn import metrics
-from vote_fn.ballot import Ballot, read_body
+from vote_fn.ballot import Ballot, checked_option, read_body
 from vote_fn.origin import cross_site_reason
+from vote_fn.polls import PollBook
 from vote_fn.queue import VoteQueue
 from vote_fn.ratelimit import RateLimited
 from vote_fn.refusals import cross_site, queue_refusal
 from vote_fn.voter import VoterIds, cookie_names, set_cookie
 
 log = logging.getLogger("vote_fn")
-BallotReader = Callable[[bytes, Options], Ballot]
+BallotReader = Callable[[bytes], Ballot]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +52,8 @@ class Cast:
 class Voting:
     """What casting a vote needs, made once in the lifespan."""
 
-    def __init__(self, options: Options, voters: VoterIds, queue: VoteQueue) -> None:
-        self.options = options
+    def __init__(self, polls: PollBook, voters: VoterIds, queue: VoteQueue) -> None:
+        self.polls = polls
         self.voters = voters
         self._queue = queue
 
@@ -63,12 +65,14 @@ class Voting:
                 raise cross_site()
             peer = peer_of(request.scope)
             known = self.voters.verify(request.cookies.get(cookie_names(peer.https)[0]))
-            ballot = read(await read_body(request, content_type), self.options)
-            voter = known
-            if voter is None and ballot.vote_id is not None:
-                voter = self.voters.for_vote(ballot.vote_id)
-            event = VoteEvent.new(FIRST, voter or VoterIds.new(), ballot.option, ballot.vote_id)
+            ballot = read(await read_body(request, content_type))
             try:
+                poll = await self._open_poll(ballot.poll)
+                option = checked_option(ballot.option, poll.options)
+                voter = known
+                if voter is None and ballot.vote_id is not None:
+                    voter = self.voters.for_vote(ballot.vote_id)
+                event = VoteEvent.new(poll.id, voter or VoterIds.new(), option, ballot.vote_id)
                 await self._queue.push(event.encode(), peer.address)
             except (RateLimited, RedisError, TimeoutError) as error:
                 raise queue_refusal(error) from None
@@ -78,14 +82,29 @@ class Voting:
         metrics.ACCEPTED.inc()
         return Cast(event, self._changed_cookies(request, peer, event, known))
 
+    async def _open_poll(self, requested: str | None) -> Poll:
+        """The poll to count the vote in: the one asked for (or, asked for none, the one
+        open), if it is open; else Refused (409). The copy of the open poll may be up to
+        half a second old: before refusing, it is read again."""
+        for fresh in (False, True):
+            if fresh:
+                await self.polls.refresh()
+            poll = self.polls.open
+            if poll is not None and requested in (None, poll.id):
+                return poll
+        raise Refused(409, "poll_closed", "no poll is open: wait for the presenter to open one"
+                      if poll is None else f"poll {requested!r} is not open: vote in "
+                      f"{poll.id!r}, the one open now")
+
     def _changed_cookies(self, request: Request, peer: Peer, event: VoteEvent,
                          known: str | None) -> RawHeaders:
         voter_cookie, choice_cookie = cookie_names(peer.https)
         headers = []
         if known != event.voter or not self.voters.is_current(request.cookies[voter_cookie]):
             headers.append(set_cookie(voter_cookie, self.voters.sign(event.voter), peer.https))
-        if request.cookies.get(choice_cookie) != event.option:
-            headers.append(set_cookie(choice_cookie, event.option, peer.https))
+        choice = f"{event.poll}.{event.option}"
+        if request.cookies.get(choice_cookie) != choice:
+            headers.append(set_cookie(choice_cookie, choice, peer.https))
         return headers
 
     def chosen(self, request: Request) -> tuple[str | None, RawHeaders]:
@@ -96,8 +115,10 @@ class Voting:
         voter = self.voters.verify(request.cookies.get(voter_cookie))
         if voter is None:
             return None, []
-        choice = request.cookies.get(choice_cookie)
+        poll_id, _, choice = request.cookies.get(choice_cookie, "").partition(".")
         refreshed = []
         if not self.voters.is_current(request.cookies[voter_cookie]):
             refreshed.append(set_cookie(voter_cookie, self.voters.sign(voter), peer.https))
-        return (choice if choice in self.options else None), refreshed
+        poll = self.polls.open
+        chosen = poll is not None and poll_id == poll.id and choice in poll.options
+        return (choice if chosen else None), refreshed

@@ -11,7 +11,7 @@ from common.logs import log_format
 from common.polls import Poll
 from common.proxies import DEFAULT_TRUSTED, Network, parse_trusted
 from common.redis_client import RedisSettings
-from common.settings import Env, SettingsError
+from common.settings import Env, SettingsError, admin_token
 from vote_fn.ratelimit import RateLimit
 from vote_fn.voter import SigningKey, parse_keys
 
@@ -26,6 +26,7 @@ class VoteSettings:
     trusted_proxies: tuple[Network, ...] = ()  # whose X-Forwarded-* headers count
     results_url: str = ""  # result_fn's public URL: the page links to it and polls receipts
     log_format: str = "json"
+    admin_token: str | None = None  # turns on the presenter's API and page (vote_fn/admin.py)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> VoteSettings:
@@ -48,4 +49,5 @@ class VoteSettings:
             trusted_proxies=env.parsed("FORWARDED_ALLOW_IPS", parse_trusted, DEFAULT_TRUSTED),
             results_url=results_url,
             log_format=log_format(env),
+            admin_token=admin_token(env, "ADMIN_TOKEN"),
         )

@@ -24,7 +24,8 @@ from starlette.responses import Response
 from common.event import is_voter_id
 
 COOKIE = "voter_id"
-CHOICE_COOKIE = "vote"  # the option shown as chosen; display only, never trusted for counting
+# "<poll>.<option>": the option shown as chosen; display only, never trusted for counting
+CHOICE_COOKIE = "vote"
 # Over HTTPS the names carry the __Host- prefix: the browser then accepts the cookie only
 # from this very host, over HTTPS, for the whole site, so a sibling domain or a plain-HTTP
 # response cannot plant one.
@@ -82,7 +83,7 @@ def _cookie_attributes(secure: bool) -> str:
 
 def set_cookie(name: str, value: str, secure: bool) -> tuple[bytes, bytes]:
     """The ``Set-Cookie`` header of one of vote_fn's cookies. The values never need
-    quoting: a signed voter id is URL-safe base64 and dots, an option id ``[a-z0-9_-]``."""
+    quoting: a signed voter id is URL-safe base64 and dots, a choice ``[a-z0-9_.-]``."""
     return b"set-cookie", f"{name}={value}{_cookie_attributes(secure)}".encode("latin-1")
 
 

@@ -17,7 +17,7 @@ from typing import LiteralString
 import psycopg
 from psycopg.rows import TupleRow
 
-from common.event import PollEvent
+from common.event import PollEvent, now_ms
 from common.polls import Poll
 from common.schema import SCHEMA_LOCK, SCHEMA_VERSION, schema_version
 from common.settings import SettingsError
@@ -73,14 +73,14 @@ MIGRATIONS: tuple[tuple[LiteralString, ...], ...] = (
             question   text NOT NULL,
             options    jsonb NOT NULL,
             results    text NOT NULL CHECK (results IN ('live', 'after_close')),
-            defined_ms bigint NOT NULL,
+            defined_us bigint NOT NULL,
             created_at timestamptz NOT NULL DEFAULT now()
         )""",
         """CREATE TABLE poll_state (
             singleton  boolean PRIMARY KEY DEFAULT true CHECK (singleton),
             current    text,
             last       text,
-            changed_ms bigint NOT NULL DEFAULT 0
+            changed_us bigint NOT NULL DEFAULT 0
         )""",
         "INSERT INTO poll_state (singleton) VALUES (true)",
         "ALTER TABLE ballots ADD COLUMN poll text NOT NULL DEFAULT 'first'",
@@ -133,10 +133,10 @@ async def migrate(conn: psycopg.AsyncConnection[TupleRow]) -> int:
 
 async def prepare(conn: psycopg.AsyncConnection[TupleRow], first: Poll) -> None:
     """What a drain needs before its first batch: the schema, and the first poll as the
-    settings define it unless vote_fn has defined it already (its definition, sent through
-    the queue, carries a time and wins)."""
+    settings define it (vote_fn reads the same settings; only they define that poll), open
+    on a new database."""
     await migrate(conn)
     async with conn.transaction():
-        await define_poll(conn, PollEvent("poll", first.id, 0, "settings", first))
+        await define_poll(conn, PollEvent("poll", first.id, now_ms() * 1000, "settings", first))
         await conn.execute("UPDATE poll_state SET current = %s, last = %s WHERE last IS NULL",
                            (first.id, first.id))

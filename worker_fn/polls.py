@@ -18,12 +18,12 @@ from common.event import PollEvent
 
 _DEFINE = """
 WITH defined AS (
-    INSERT INTO polls AS p (id, question, options, results, defined_ms)
+    INSERT INTO polls AS p (id, question, options, results, defined_us)
     VALUES (%(poll)s, %(question)s, %(options)s, %(results)s, %(at)s)
     ON CONFLICT (id) DO UPDATE
         SET question = excluded.question, options = excluded.options,
-            results = excluded.results, defined_ms = excluded.defined_ms
-        WHERE excluded.defined_ms > p.defined_ms
+            results = excluded.results, defined_us = excluded.defined_us
+        WHERE excluded.defined_us > p.defined_us
     RETURNING id
 )
 INSERT INTO tallies (poll, option)
@@ -31,12 +31,12 @@ SELECT id, unnest(%(option_ids)s::text[]) FROM defined
 ON CONFLICT DO NOTHING
 """
 _OPEN = """
-UPDATE poll_state SET current = %(poll)s, last = %(poll)s, changed_ms = %(at)s
-WHERE changed_ms < %(at)s
+UPDATE poll_state SET current = %(poll)s, last = %(poll)s, changed_us = %(at)s
+WHERE changed_us < %(at)s
 """
 _CLOSE = """
-UPDATE poll_state SET current = NULL, changed_ms = %(at)s
-WHERE current = %(poll)s AND changed_ms < %(at)s
+UPDATE poll_state SET current = NULL, changed_us = %(at)s
+WHERE current = %(poll)s AND changed_us < %(at)s
 """
 _AUDIT = """
 INSERT INTO audit_log (action, actor, detail, event_key) VALUES (%s, %s, %s, %s)
@@ -50,7 +50,7 @@ async def define_poll(conn: AsyncConnection[TupleRow], event: PollEvent) -> None
     assert poll is not None
     await conn.execute(_DEFINE, {
         "poll": poll.id, "question": poll.question, "options": Jsonb(poll.options.as_list()),
-        "results": poll.results, "at": event.at_ms, "option_ids": list(poll.options.ids)})
+        "results": poll.results, "at": event.at_us, "option_ids": list(poll.options.ids)})
 
 
 async def apply_poll_events(conn: AsyncConnection[TupleRow],
@@ -61,8 +61,8 @@ async def apply_poll_events(conn: AsyncConnection[TupleRow],
             await define_poll(conn, event)
         else:
             await conn.execute(_OPEN if event.action == "open" else _CLOSE,
-                               {"poll": event.poll, "at": event.at_ms})
-        detail = {"poll": event.poll, "at_ms": event.at_ms,
+                               {"poll": event.poll, "at": event.at_us})
+        detail = {"poll": event.poll, "at_us": event.at_us,
                   **(event.definition.as_dict() if event.definition else {})}
         await conn.execute(_AUDIT, (AUDIT_ACTIONS[event.action], event.actor, Jsonb(detail),
-                                    f"{event.action}:{event.poll}:{event.at_ms}"))
+                                    f"{event.action}:{event.poll}:{event.at_us}"))

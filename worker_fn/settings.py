@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from common.logs import log_format
 from common.polls import Poll
 from common.redis_client import RedisSettings
-from common.settings import Env, SettingsError
+from common.settings import Env, SettingsError, admin_token
 
 # Points in a drain where a fault-injection test can have the worker kill itself
 # (SIGKILL, no clean-up) to prove that no vote is lost or counted twice.
@@ -38,15 +38,9 @@ class WorkerSettings:
             batch_max=env.integer("WORKER_BATCH_MAX", 20_000, low=1, high=1_000_000),
             lease_s=env.number("WORKER_LEASE_SECONDS", 30.0, low=0.1, high=3600),
             log_format=log_format(env),
-            admin_token=_admin_token(env.optional("WORKER_ADMIN_TOKEN")),
+            admin_token=admin_token(env, "WORKER_ADMIN_TOKEN"),
             failpoint=_failpoint(env.optional("WORKER_FAILPOINT")),
         )
-
-
-def _admin_token(value: str | None) -> str | None:
-    if value is not None and len(value) < 24:
-        raise SettingsError("WORKER_ADMIN_TOKEN is too short: use at least 24 random characters")
-    return value
 
 
 def _failpoint(value: str | None) -> str | None:
