@@ -32,7 +32,7 @@ docs/BENCHMARKS.md). Deliberate divergences from a stack of Starlette middleware
 from __future__ import annotations
 
 import logging
-import secrets
+import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
@@ -75,8 +75,10 @@ class Direct(Route):
 
 
 def new_request_id() -> str:
-    """32 random hex digits, the shape of ``uuid4().hex``, made without a UUID object."""
-    return secrets.token_hex(16)
+    """32 random hex digits, the shape of ``uuid4().hex``. A request id need not be
+    unguessable, only unique: Python's generator makes one in well under a µs, where each
+    read of the operating system's random source is a system call (~4 µs of every vote)."""
+    return f"{random.getrandbits(128):032x}"
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
