@@ -7,7 +7,8 @@ that carried its vote succeeded, so an acknowledged vote is always in Redis.
 
 With limits the same round trip is one script that checks each vote against the limit
 it is charged to and pushes the votes that pass (vote_fn/ratelimit.py); without them,
-it is a plain LPUSH.
+it is a plain LPUSH. A round trip carries at most as many votes as fit in one command
+under ElastiCache's argument limit (common/commands.py); the rest wait for the next.
 
 Each vote must be held by Redis within ``deadline_s`` of its push, or its request gets
 a TimeoutError (a 503). One timer per round trip enforces it: a round trip is given up
@@ -23,10 +24,15 @@ import asyncio
 from typing import NamedTuple
 
 from common import keys
+from common.commands import MAX_ARGUMENTS, script_room
 from common.redis_client import RedisClient
-from vote_fn.ratelimit import CHECK_AND_PUSH, Charge, Limits, RateLimited
+from vote_fn.ratelimit import CHECK_AND_PUSH, CHECK_AND_PUSH_ARGS, Charge, Limits, RateLimited
 
 DEADLINE_S = 0.5  # a vote not held by Redis by then is answered 503 (the promise: < 1 s)
+# Votes per round trip: LPUSH sends the key and one argument per vote; the script sends
+# the queue's key and its limits, then per vote two arguments and at worst a key of its own.
+LPUSH_MAX_VOTES = MAX_ARGUMENTS - 2
+SCRIPT_MAX_VOTES = script_room(1, CHECK_AND_PUSH_ARGS) // 3
 
 
 class Waiting(NamedTuple):
@@ -44,6 +50,7 @@ class VoteQueue:
         self._deadline_s = deadline_s
         self._check_and_push = redis.register_script(CHECK_AND_PUSH) if limits else None
         self._limit_args = limits.script_args() if limits else ()
+        self._max_votes = SCRIPT_MAX_VOTES if limits else LPUSH_MAX_VOTES  # per round trip
         self._waiting: list[Waiting] = []
         self._pusher: asyncio.Task[None] | None = None
 
@@ -62,7 +69,8 @@ class VoteQueue:
 
     async def _push_waiting(self) -> None:
         while self._waiting:
-            batch, self._waiting = self._waiting, []
+            batch = self._waiting[:self._max_votes]
+            del self._waiting[:self._max_votes]
             try:
                 async with asyncio.timeout_at(batch[0].deadline):  # the oldest vote's
                     waits = await self._send(batch)
