@@ -9,7 +9,8 @@ every rate is twenty times faster and every count the same, so what passes in on
 window is what passes in one minute with the defaults.
 
 Votes go straight into the ASGI app, no sockets and no HTTP client in between, at thousands
-a second: a flood here outruns the limit as a real one would.
+a second: a flood here outruns the limit as a real one would. The last test checks that the
+template deploys these defaults, and offers the AWS WAF in front of them.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import anyio
 import psycopg
 import pytest
 import redis
+from samtranslator.yaml_helper import yaml_parse
 from starlette.types import Message
 
 from common import keys
@@ -36,6 +38,7 @@ from vote_fn.app import create_app
 from vote_fn.settings import VoteSettings
 from vote_fn.voter import COOKIE
 
+from .conftest import SECRET
 from .helpers import tally
 
 Conn = psycopg.Connection[tuple[object, ...]]
@@ -244,3 +247,36 @@ async def test_one_browser_sending_100_votes_in_10_seconds_gets_at_most_20_accep
     assert {(a.status, a.header("retry-after")) for a in refused} == {(429, "1")}
     assert len({json.loads(a.body)["voter"] for a in answers if a.status == 202}) == 1
 
+
+def test_the_cloud_deploys_these_defaults_and_offers_the_waf_off() -> None:
+    """template.yaml's vote limits default to the settings' defaults measured above, and its
+    optional AWS WAF (a rate-based rule per client address, on the vote load balancer) is
+    deployed only when VoteWafRequestsPerMinute is not 0, its default."""
+    template = yaml_parse((REPO / "template.yaml").read_text())
+    parameters, resources = template["Parameters"], template["Resources"]
+    limits = VoteSettings.from_env({"REDIS_URL": "redis://127.0.0.1:1/0",
+                                    "VOTE_SECRET": SECRET}).limits
+    assert limits is not None and limits.new_voters is not None
+    assert (parameters["VoteRateLimit"]["Default"], parameters["VoteNewVotersLimit"]["Default"],
+            parameters["VoteNewVotersBurst"]["Default"]) == (
+        limits.voter.per_window, limits.new_voters.per_window, limits.new_voters.burst)
+    variables = resources["VoteFunction"]["Properties"]["Environment"]["Variables"]
+    assert float(variables["VOTE_RATE_WINDOW_SECONDS"]) == limits.voter.window_s
+    assert {name: variables[name] for name in ("VOTE_RATE_LIMIT", "VOTE_NEW_VOTERS_LIMIT",
+                                               "VOTE_NEW_VOTERS_BURST")} == {
+        "VOTE_RATE_LIMIT": {"Ref": "VoteRateLimit"},
+        "VOTE_NEW_VOTERS_LIMIT": {"Ref": "VoteNewVotersLimit"},
+        "VOTE_NEW_VOTERS_BURST": {"Ref": "VoteNewVotersBurst"}}
+
+    assert parameters["VoteWafRequestsPerMinute"]["Default"] == 0
+    assert template["Conditions"]["VoteWaf"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "VoteWafRequestsPerMinute"}, "0"]}]}
+    acl, association = resources["VoteWebAcl"], resources["VoteWebAclAssociation"]
+    assert acl["Condition"] == association["Condition"] == "VoteWaf"
+    assert association["Properties"] == {"ResourceArn": {"Ref": "VoteLoadBalancer"},
+                                         "WebACLArn": {"Fn::GetAtt": ["VoteWebAcl", "Arn"]}}
+    [rule] = acl["Properties"]["Rules"]
+    assert rule["Statement"]["RateBasedStatement"] == {
+        "AggregateKeyType": "IP", "EvaluationWindowSec": 60,
+        "Limit": {"Ref": "VoteWafRequestsPerMinute"}}
+    assert rule["Action"]["Block"]["CustomResponse"]["ResponseCode"] == 429
