@@ -28,7 +28,7 @@ from tests.functions import FunctionProcess
 from tests.servers import REPO, wait_until
 from tests.sse import events
 from vote_fn.app import create_app
-from vote_fn.ratelimit import RATE_KEY_PREFIX, rate_key
+from vote_fn.ratelimit import RATE_KEY_PREFIX, Limits, RateLimit, rate_key
 from vote_fn.settings import VoteSettings
 from vote_fn.voter import COOKIE, SigningKey, VoterIds, parse_keys
 
@@ -59,8 +59,10 @@ def client(environ: dict[str, str], redis_client: redis.Redis) -> Iterator[TestC
 
 @pytest.fixture
 def limited(environ: dict[str, str], redis_client: redis.Redis) -> Iterator[TestClient]:
-    """vote_fn with a limit of 3 votes per minute per client address."""
-    with make_client(environ, VOTE_RATE_LIMIT="3", VOTE_RATE_WINDOW_SECONDS="60") as test_client:
+    """vote_fn with 3 votes a minute per voter, and 3 new voters per client address at once
+    (then 3 a minute)."""
+    with make_client(environ, VOTE_RATE_LIMIT="3", VOTE_RATE_WINDOW_SECONDS="60",
+                     VOTE_NEW_VOTERS_LIMIT="3", VOTE_NEW_VOTERS_BURST="3") as test_client:
         yield test_client
 
 
@@ -443,29 +445,68 @@ def test_a_same_origin_or_non_browser_vote_is_accepted(
 
 
 # --- Limits -----------------------------------------------------------------------------
+# The figures with the default limits (a hall, a flood, one browser) are tests/test_hall.py.
 
-def test_a_burst_past_the_rate_limit_gets_429_with_retry_after(
+def new_voter(client: TestClient, **request: Any) -> Any:
+    """A vote without the voter cookie the client was given before (a cookie-dropping
+    script, or a new browser)."""
+    client.cookies.clear()
+    return client.post("/api/vote", **{"json": {"vote": "cats"}, **request})
+
+
+def test_a_voter_past_its_limit_gets_429_with_retry_after(
         limited: TestClient, redis_client: redis.Redis) -> None:
-    """With 3 votes a minute: the first 3 of a burst of 10 are queued; the rest get 429
-    with Retry-After (20 s: the steady rate), on the API and the form, and are counted."""
+    """With 3 votes a minute per voter: a browser's first vote starts its voter, its next 3
+    (cookie kept) are queued, the rest get 429 with Retry-After (20 s: the steady rate), on
+    the API and the form, and are counted."""
     before = metric(limited, "vote_votes_rejected_total", reason="rate_limited")
     answers = [limited.post("/api/vote", json={"vote": "cats"}) for _ in range(8)]
     answers += [limited.post("/", data={"vote": "dogs"}, follow_redirects=False)
                 for _ in range(2)]
-    assert [a.status_code for a in answers] == [202] * 3 + [429] * 7
-    for answer in answers[3:]:
+    assert [a.status_code for a in answers] == [202] * 4 + [429] * 6
+    for answer in answers[4:]:
         assert 1 <= int(answer.headers["retry-after"]) <= 20
-    assert answers[3].json()["error"] and 'role="alert"' in answers[-1].text
-    assert redis_client.llen(keys.QUEUE) == 3
-    assert metric(limited, "vote_votes_rejected_total", reason="rate_limited") == before + 7
+    assert "browser" in answers[4].json()["error"] and 'role="alert"' in answers[-1].text
+    assert redis_client.llen(keys.QUEUE) == 4
+    assert len({answer.json()["voter"] for answer in answers[:4]}) == 1
+    assert metric(limited, "vote_votes_rejected_total", reason="rate_limited") == before + 6
+
+
+def test_new_voters_past_their_addresss_limit_get_429_and_kept_cookies_still_vote(
+        limited: TestClient, redis_client: redis.Redis) -> None:
+    """With 3 new voters per address at once: a 4th vote without a cookie gets 429 with
+    Retry-After and is counted as new_voters_limited; a browser that kept its cookie from
+    before still votes."""
+    before = metric(limited, "vote_votes_rejected_total", reason="new_voters_limited")
+    kept = new_voter(limited).cookies[COOKIE]
+    answers = [new_voter(limited) for _ in range(4)]
+    assert [a.status_code for a in answers] == [202, 202, 429, 429]
+    assert 1 <= int(answers[-1].headers["retry-after"]) <= 20
+    assert "network" in answers[-1].json()["error"]
+    with_cookie = limited.post("/api/vote", json={"vote": "dogs"},
+                               headers={"cookie": f"{COOKIE}={kept}"})
+    assert with_cookie.status_code == 202
+    assert metric(limited, "vote_votes_rejected_total", reason="new_voters_limited") == (
+        before + 2)
+    assert redis_client.llen(keys.QUEUE) == 4
+
+
+def test_a_cookieless_client_naming_its_vote_ids_counts_as_a_new_voter_each_time(
+        limited: TestClient, redis_client: redis.Redis) -> None:
+    """Without a cookie, each vote id is a voter of its own (a retry of one is the same
+    voter), so every such vote, retries included, counts against the address's new
+    voters."""
+    answers = [new_voter(limited, json={"vote": "cats", "vote_id": vote_id})
+               for vote_id in ("a" * 32, "a" * 32, "b" * 32, "c" * 32)]
+    assert [a.status_code for a in answers] == [202, 202, 202, 429]
+    assert answers[0].json()["voter"] == answers[1].json()["voter"] != answers[2].json()["voter"]
 
 
 def test_a_spoofed_forwarded_for_from_an_untrusted_peer_is_ignored(
         limited: TestClient, redis_client: redis.Redis) -> None:
-    """A client cannot reset its limit by claiming other addresses in X-Forwarded-For:
-    only a trusted proxy's header counts."""
-    statuses = [limited.post("/api/vote", json={"vote": "cats"},
-                             headers={"X-Forwarded-For": f"198.51.100.{n}"}).status_code
+    """A client cannot reset its address's limit by claiming other addresses in
+    X-Forwarded-For: only a trusted proxy's header counts."""
+    statuses = [new_voter(limited, headers={"X-Forwarded-For": f"198.51.100.{n}"}).status_code
                 for n in range(6)]
     assert statuses == [202] * 3 + [429] * 3
     assert redis_client.llen(keys.QUEUE) == 3
@@ -476,11 +517,11 @@ def test_behind_a_trusted_proxy_each_client_address_has_its_own_limit(
         environ: dict[str, str], redis_client: redis.Redis) -> None:
     """From the trusted proxy, X-Forwarded-For is read right to left: the address the proxy
     appended is the client, whatever the client put to its left."""
-    with make_client(environ, VOTE_RATE_LIMIT="2", client=("10.1.2.3", 40000),
+    with make_client(environ, VOTE_RATE_LIMIT="10", VOTE_NEW_VOTERS_LIMIT="2",
+                     VOTE_NEW_VOTERS_BURST="2", client=("10.1.2.3", 40000),
                      FORWARDED_ALLOW_IPS="10.0.0.0/8") as proxy:
         def vote(forwarded_for: str) -> int:
-            return proxy.post("/api/vote", json={"vote": "cats"},
-                              headers={"X-Forwarded-For": forwarded_for}).status_code
+            return int(new_voter(proxy, headers={"X-Forwarded-For": forwarded_for}).status_code)
 
         assert [vote("203.0.113.1"), vote("203.0.113.1"), vote("203.0.113.1")] == [202, 202, 429]
         assert [vote("203.0.113.2"), vote("203.0.113.2")] == [202, 202]
@@ -491,35 +532,80 @@ def test_behind_a_trusted_proxy_each_client_address_has_its_own_limit(
     assert redis_client.llen(keys.QUEUE) == 5
 
 
-def test_the_limit_is_shared_by_every_vote_instance(
+def test_the_limits_are_shared_by_every_vote_instance(
         environ: dict[str, str], redis_client: redis.Redis) -> None:
-    """Two vote_fn instances on one Redis share a client's count: a load balancer spreading
-    the votes does not multiply the limit."""
-    with make_client(environ, VOTE_RATE_LIMIT="3") as first, \
-            make_client(environ, VOTE_RATE_LIMIT="3") as second:
-        statuses = [client.post("/api/vote", json={"vote": "cats"}).status_code
+    """Two vote_fn instances on one Redis share an address's new voters and a voter's votes:
+    a load balancer spreading the votes does not multiply a limit."""
+    limits = {"VOTE_RATE_LIMIT": "2", "VOTE_NEW_VOTERS_LIMIT": "3", "VOTE_NEW_VOTERS_BURST": "3"}
+    with make_client(environ, **limits) as first, make_client(environ, **limits) as second:
+        statuses = [new_voter(client).status_code
                     for client in (first, second, first, second, first)]
-    assert statuses == [202, 202, 202, 429, 429]
+        assert statuses == [202, 202, 202, 429, 429]
+        cookie = {"cookie": f"{COOKIE}={VoterIds(parse_keys(SECRET)).sign(VOTER)}"}
+        statuses = [client.post("/api/vote", json={"vote": "dogs"}, headers=cookie).status_code
+                    for client in (first, second, first)]
+        assert statuses == [202, 202, 429]
 
 
-def test_the_limit_refills_at_its_steady_rate(environ: dict[str, str],
-                                              redis_client: redis.Redis) -> None:
-    """After a burst, one more vote is allowed once window / limit has passed."""
-    with make_client(environ, VOTE_RATE_LIMIT="2", VOTE_RATE_WINDOW_SECONDS="1") as client:
-        assert [client.post("/api/vote", json={"vote": "cats"}).status_code
-                for _ in range(3)] == [202, 202, 429]
-        wait_until(lambda: client.post("/api/vote", json={"vote": "cats"}).status_code == 202,
-                   3, "a vote allowed again")
-    assert redis_client.llen(keys.QUEUE) == 3
+def test_the_limits_refill_at_their_steady_rate(environ: dict[str, str],
+                                                redis_client: redis.Redis) -> None:
+    """After a burst, one more vote is allowed once window / limit has passed, for a voter
+    and for an address's new voters."""
+    with make_client(environ, VOTE_RATE_LIMIT="2", VOTE_RATE_WINDOW_SECONDS="1",
+                     VOTE_NEW_VOTERS_LIMIT="1", VOTE_NEW_VOTERS_BURST="1") as client:
+        first = client.post("/api/vote", json={"vote": "cats"})  # the address's new voter
+        assert new_voter(client).status_code == 429
+        cookie = {"cookie": f"{COOKIE}={first.cookies[COOKIE]}"}
+
+        def vote() -> int:
+            return int(client.post("/api/vote", json={"vote": "cats"}, headers=cookie
+                                   ).status_code)
+
+        assert [vote(), vote(), vote()] == [202, 202, 429]
+        wait_until(lambda: vote() == 202, 3, "a voter's vote allowed again")
+        wait_until(lambda: new_voter(client).status_code == 202, 3, "a new voter allowed again")
+    assert redis_client.llen(keys.QUEUE) == 5
 
 
-def test_a_limit_of_zero_is_off_and_keeps_no_state(
-        client: TestClient, redis_client: redis.Redis) -> None:
-    """VOTE_RATE_LIMIT=0: any number of votes, and no rate keys in Redis (a plain LPUSH)."""
-    assert {client.post("/api/vote", json={"vote": "cats"}).status_code
-            for _ in range(20)} == {202}
+def test_a_limit_of_zero_turns_every_vote_limit_off_and_keeps_no_state(
+        environ: dict[str, str], redis_client: redis.Redis) -> None:
+    """VOTE_RATE_LIMIT=0: any number of votes, with or without a cookie, whatever the
+    new-voter settings say, and no limit keys in Redis (a plain LPUSH)."""
+    with make_client(environ, VOTE_RATE_LIMIT="0", VOTE_NEW_VOTERS_LIMIT="1",
+                     VOTE_NEW_VOTERS_BURST="1") as client:
+        assert {client.post("/api/vote", json={"vote": "cats"}).status_code
+                for _ in range(20)} == {202}
+        assert {new_voter(client).status_code for _ in range(20)} == {202}
     assert sorted(redis_client.keys("*")) == sorted(
         key.encode() for key in (keys.QUEUE, keys.POLLS, keys.OPEN_POLL))
+
+
+def test_a_new_voter_limit_of_zero_leaves_the_voter_limit_on(
+        environ: dict[str, str], redis_client: redis.Redis) -> None:
+    """VOTE_NEW_VOTERS_LIMIT=0: new voters are not limited (no address key); a voter is."""
+    with make_client(environ, VOTE_RATE_LIMIT="2", VOTE_NEW_VOTERS_LIMIT="0") as client:
+        assert {new_voter(client).status_code for _ in range(20)} == {202}
+        assert [client.post("/api/vote", json={"vote": "cats"}).status_code
+                for _ in range(3)] == [202, 202, 429]
+    assert redis_client.keys(RATE_KEY_PREFIX + "*") == []
+
+
+def test_the_default_limits() -> None:
+    """Unset: 10 votes a minute per voter, at once or steady; 2,000 new voters at once per
+    address and 1,000 a minute after that (SECURITY.md, tests/test_hall.py)."""
+    settings = VoteSettings.from_env({"REDIS_URL": "redis://127.0.0.1:1/0", "VOTE_SECRET": SECRET})
+    assert settings.limits == Limits(RateLimit(10, 10, 60), RateLimit(1_000, 2_000, 60))
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("VOTE_RATE_LIMIT", "-1"), ("VOTE_RATE_LIMIT", "ten"), ("VOTE_RATE_WINDOW_SECONDS", "0"),
+    ("VOTE_NEW_VOTERS_LIMIT", "-1"), ("VOTE_NEW_VOTERS_LIMIT", "1.5"),
+    ("VOTE_NEW_VOTERS_BURST", "0"), ("VOTE_NEW_VOTERS_BURST", "100001"),
+])
+def test_a_bad_limit_setting_is_named(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        VoteSettings.from_env({"REDIS_URL": "redis://127.0.0.1:1/0", "VOTE_SECRET": SECRET,
+                               name: value})
 
 
 def test_ipv6_clients_are_limited_by_their_64() -> None:
@@ -603,7 +689,7 @@ def test_no_bad_vote_changes_the_tallies(environ: dict[str, str], function_env: 
     """End to end: one good vote is counted; then every bad input above (and cross-site
     posts and a burst past the limit) goes in, the real drain runs, and the tallies in
     PostgreSQL are exactly what they were."""
-    with make_client(environ, VOTE_RATE_LIMIT="2") as client:
+    with make_client(environ, VOTE_RATE_LIMIT="1") as client:
         assert client.post("/api/vote", json={"vote": "cats"}).status_code == 202
         drain(function_env)
         before = tally(db)

@@ -123,7 +123,7 @@ def create_app(settings: VoteSettings | None = None) -> Starlette:
             async with PollBook(redis, settings.first_poll,
                                 presenter=settings.admin_token is not None) as polls:
                 voting = Voting(polls, VoterIds(settings.keys),
-                                VoteQueue(redis, settings.rate_limit))
+                                VoteQueue(redis, settings.limits))
                 yield {"settings": settings, "polls": polls, "voting": voting, "redis": redis,
                        "templates": Jinja2Templates(directory=HERE / "templates"),
                        "page_policy": page_policy(settings.results_url)}

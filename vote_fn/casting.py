@@ -2,7 +2,7 @@
 
 Before anything is queued a vote must pass the cross-site check (403), the strict reading
 of its body (4xx), be for the open poll (409) and one of its options (422), and pass the
-rate limit (429, in the push itself); SECURITY.md says what each defends against. Its
+limits (429, in the push itself); SECURITY.md says what each defends against. Its
 voter is the one the signed cookie proves, else a new one (or, for a cookie-less client
 retrying with its own vote id, the voter derived from that id, so the retry counts once).
 It is acknowledged only once Redis holds it (vote_fn/queue.py), and a Redis that is down
@@ -73,7 +73,7 @@ class Voting:
                 if voter is None and ballot.vote_id is not None:
                     voter = self.voters.for_vote(ballot.vote_id)
                 event = VoteEvent.new(poll.id, voter or VoterIds.new(), option, ballot.vote_id)
-                await self._queue.push(event.encode(), peer.address)
+                await self._queue.push(event.encode(), known, peer.address)
             except (RateLimited, RedisError, TimeoutError) as error:
                 raise queue_refusal(error) from None
         except Refused as refused:

@@ -26,7 +26,11 @@ def cross_site() -> Refused:
 def queue_refusal(error: RateLimited | RedisError | TimeoutError) -> Refused:
     """The refusal for a push that Redis did not take."""
     if isinstance(error, RateLimited):
-        return Refused(429, "rate_limited", "too many votes from your address in a short time: "
+        if error.new_voter:
+            return Refused(429, "new_voters_limited", "too many people started voting from your "
+                           f"network just now: try again in {error.retry_after_s} s",
+                           error.retry_after_s)
+        return Refused(429, "rate_limited", "too many votes from this browser in a short time: "
                        f"try again in {error.retry_after_s} s", error.retry_after_s)
     log.warning("vote not accepted, Redis unavailable: %s",
                 str(error) or f"no answer in time ({type(error).__name__})")

@@ -12,7 +12,7 @@ from common.polls import Poll
 from common.proxies import DEFAULT_TRUSTED, Network, parse_trusted
 from common.redis_client import RedisSettings
 from common.settings import Env, SettingsError, admin_token
-from vote_fn.ratelimit import RateLimit
+from vote_fn.ratelimit import Limits, RateLimit
 from vote_fn.voter import SigningKey, parse_keys
 
 
@@ -22,7 +22,7 @@ class VoteSettings:
     redis: RedisSettings
     keys: tuple[SigningKey, ...]  # sign voter ids: the first signs, any verifies
     instance_id: str  # shown on the page, as the classic shows its container id
-    rate_limit: RateLimit | None = None  # votes per client address; None: no limit
+    limits: Limits | None = None  # per voter and new voters per address; None: no limit
     trusted_proxies: tuple[Network, ...] = ()  # whose X-Forwarded-* headers count
     results_url: str = ""  # result_fn's public URL: the page links to it and polls receipts
     log_format: str = "json"
@@ -38,14 +38,24 @@ class VoteSettings:
         results_url = ""
         if env.optional("RESULTS_URL"):
             results_url = env.url("RESULTS_URL", ("http", "https")).rstrip("/")
-        votes = env.integer("VOTE_RATE_LIMIT", 60, low=0, high=1_000_000)
+        # The defaults let a hall of 2,000 behind one address vote at once and change
+        # their minds, and hold a cookie-dropping flood to 3,000 votes a minute
+        # (vote_fn/ratelimit.py, SECURITY.md).
+        votes = env.integer("VOTE_RATE_LIMIT", 10, low=0, high=1_000_000)
         window_s = env.number("VOTE_RATE_WINDOW_SECONDS", 60, low=1, high=86_400)
+        new_voters = env.integer("VOTE_NEW_VOTERS_LIMIT", 1_000, low=0, high=1_000_000)
+        # Below 2^53 µs of burst for any window, so the script's arithmetic stays exact.
+        new_burst = env.integer("VOTE_NEW_VOTERS_BURST", 2_000, low=1, high=100_000)
+        limits = None
+        if votes:
+            limits = Limits(RateLimit(votes, votes, window_s),
+                            RateLimit(new_voters, new_burst, window_s) if new_voters else None)
         return cls(
             first_poll=env.first_poll(),
             redis=RedisSettings.from_env(env, default_timeout_s=0.5),
             keys=keys,
             instance_id=env.raw("INSTANCE_ID", f"{socket.gethostname()}-{os.getpid()}"),
-            rate_limit=RateLimit(votes, window_s) if votes else None,
+            limits=limits,
             trusted_proxies=env.parsed("FORWARDED_ALLOW_IPS", parse_trusted, DEFAULT_TRUSTED),
             results_url=results_url,
             log_format=log_format(env),

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from common import keys
+from common.commands import script_room
 from common.redis_client import RedisClient
 
 # KEYS: queue, processing, lease, claims. ARGV: batch id, lease_ms, count.
@@ -126,7 +127,10 @@ class Claims:
 
     async def release(self, committed: Sequence[tuple[str, list[tuple[bytes, str]]]]) -> None:
         """These batches (id, rejected entries with reasons) are committed: drop their
-        lists and dead-letter the rejects, in one round trip."""
+        lists and dead-letter the rejects, in one round trip unless there are more
+        rejects than one command may carry (common/commands.py). Then the rejects go
+        first, in chunks, and the last call drops the lists: a drain that dies in between
+        leaves its batches to be replayed, so a reject may be set aside twice, never lost."""
         now_ms = time.time_ns() // 1_000_000
         batch_ids = [batch_id for batch_id, _ in committed]
         entries = [
@@ -134,9 +138,12 @@ class Claims:
                         "entry": raw.decode("utf-8", "backslashreplace")})
             for _, dead_letters in committed for raw, reason in dead_letters
         ]
-        await self._release(
-            keys=[keys.DEAD_LETTERS, keys.CLAIMS, *map(keys.processing, batch_ids)],
-            args=[*batch_ids, *entries])
+        script_keys = [keys.DEAD_LETTERS, keys.CLAIMS, *map(keys.processing, batch_ids)]
+        room = script_room(len(script_keys), len(batch_ids))
+        while len(entries) > room:
+            await self._release(keys=script_keys[:2], args=entries[:room])  # no batch: rejects
+            del entries[:room]
+        await self._release(keys=script_keys, args=[*batch_ids, *entries])
         self.outstanding.difference_update(batch_ids)
 
     async def give_back(self, batch_id: str) -> int:
