@@ -21,10 +21,10 @@ from common.event import (
     is_vote_id,
     is_voter_id,
 )
-from common.polls import FIRST
+from common.polls import FIRST, is_poll_id
 from common.proxies import TrustedProxies, parse_trusted
 from common.refusals import Refused
-from vote_fn.ballot import api_vote, form_vote
+from vote_fn.ballot import api_vote, checked_option, form_vote
 from vote_fn.origin import cross_site_reason
 from vote_fn.ratelimit import RATE_KEY_PREFIX, rate_key
 from vote_fn.voter import SigningKey, VoterIds, parse_keys
@@ -119,19 +119,22 @@ def test_an_event_with_one_field_changed_is_still_valid_or_refused(
 @bounded
 @given(st.binary(max_size=200) | json_values.map(orjson.dumps))
 def test_any_json_body_is_a_known_option_or_a_4xx(body: bytes) -> None:
+    """Read and checked against the poll's options, as casting does."""
     try:
-        option, vote_id = api_vote(body, OPTIONS)
+        ballot = api_vote(body)
+        option = checked_option(ballot.option, OPTIONS)
     except Refused as bad:
         assert 400 <= bad.status < 500 and bad.reason
         return
-    assert option in OPTIONS and (vote_id is None or is_vote_id(vote_id))
+    assert option in OPTIONS and (ballot.vote_id is None or is_vote_id(ballot.vote_id))
+    assert ballot.poll is None or is_poll_id(ballot.poll)
 
 
 @bounded
 @given(st.binary(max_size=200) | st.text(max_size=60).map(str.encode))
 def test_any_form_body_is_a_known_option_or_a_4xx(body: bytes) -> None:
     try:
-        option, _ = form_vote(body, OPTIONS)
+        option = checked_option(form_vote(body).option, OPTIONS)
     except Refused as bad:
         assert 400 <= bad.status < 500 and bad.reason
         return
@@ -143,7 +146,7 @@ def test_any_form_body_is_a_known_option_or_a_4xx(body: bytes) -> None:
 def test_a_body_naming_vote_twice_is_refused(first: str, second: str) -> None:
     body = f'{{"vote":"{first}","vote":"{second}"}}'.encode()
     with pytest.raises(Refused):
-        api_vote(body, OPTIONS)
+        api_vote(body)
 
 
 @bounded

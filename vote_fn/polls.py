@@ -6,7 +6,8 @@ for the worker (common/event.py), so PostgreSQL learns of it in order with the v
 is defined before a vote in it can be queued, and a vote is queued only while its poll is
 open (the push checks it in its own round trip: vote_fn/queue.py). The events' time is
 Valkey's clock, in µs. The first poll comes from the settings, which the worker reads too:
-vote_fn stores it in Valkey at its start, and queues nothing for it.
+vote_fn keeps it stored in Valkey as they say (also after the store lost its data), and
+queues nothing for it.
 
 In-process, the definitions are cached (a presenter's polls never change; the first poll
 changes only with the settings, at a start) and the open poll is read again every
@@ -42,15 +43,21 @@ end
 """
 
 # KEYS: polls, open. ARGV: the first poll's id, its definition (JSON, without its first
-# brace), '1' to keep it open (no presenter). Stores it as the settings say, and opens it
-# when no presenter runs the polls or none was ever defined (a new deployment).
-_DEFINE_FIRST = """
+# brace), '1' to keep it open (no presenter). Keeps it stored as the settings say, opens it
+# when no presenter runs the polls or none was ever stored (a new deployment, or a store
+# that lost its data), and returns the open poll's id. Writes nothing when all is so.
+_FIRST_AND_OPEN = """
 local fresh = redis.call('HLEN', KEYS[1]) == 0
-redis.call('HSET', KEYS[1], ARGV[1], '{' .. ARGV[2])
-if fresh or ARGV[3] == '1' then
-  redis.call('SET', KEYS[2], ARGV[1])
+local definition = '{' .. ARGV[2]
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= definition then
+  redis.call('HSET', KEYS[1], ARGV[1], definition)
 end
-return 1
+local open = redis.call('GET', KEYS[2])
+if (fresh or ARGV[3] == '1') and open ~= ARGV[1] then
+  redis.call('SET', KEYS[2], ARGV[1])
+  open = ARGV[1]
+end
+return open
 """
 
 # KEYS: polls, open, queue. ARGV: actor, the new poll's id, its definition (as above).
@@ -113,9 +120,8 @@ class PollBook:
         self._definitions: dict[str, Poll] = {first.id: first}
         self._open: str | None = None
         self._scripts = {name: redis.register_script(source) for name, source in (
-            ("define_first", _DEFINE_FIRST), ("create", _CREATE), ("open", _OPEN),
+            ("first_and_open", _FIRST_AND_OPEN), ("create", _CREATE), ("open", _OPEN),
             ("close", _CLOSE))}
-        self._first_stored = False
         self._refresher: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> PollBook:
@@ -149,14 +155,11 @@ class PollBook:
         return poll
 
     async def refresh(self) -> None:
-        """Read which poll is open again (the first time, store the first poll as the
-        settings define it); raises RedisError."""
-        if not self._first_stored:
-            await self._scripts["define_first"](
-                keys=[keys.POLLS, keys.OPEN_POLL],
-                args=[self._first.id, _definition(self._first), "0" if self._presenter else "1"])
-            self._first_stored = True
-        open_id = await self._redis.get(keys.OPEN_POLL)
+        """Read which poll is open again, storing the first poll as the settings say if
+        the store lacks it; raises RedisError."""
+        open_id = await self._scripts["first_and_open"](
+            keys=[keys.POLLS, keys.OPEN_POLL],
+            args=[self._first.id, _definition(self._first), "0" if self._presenter else "1"])
         open_id = open_id.decode() if isinstance(open_id, bytes) else open_id
         if open_id is not None:
             try:
