@@ -34,7 +34,7 @@ from pathlib import Path
 import httpx2 as httpx
 import psycopg
 
-from bench.harness import BenchError, Processes, WrkRun, parse_wrk, percentile
+from bench.harness import BenchError, Processes, WrkRun, create_schema, parse_wrk, percentile
 from bench.report import Figure
 from common.schema import read_poll_tally
 from local import profile, scheduler
@@ -84,6 +84,10 @@ def run(quick: bool) -> list[Figure]:
         raise BenchError("wrk is not installed (apt-get install wrk)")
     with Processes("voting-bench-freshness-") as procs:
         redis_url, database_url = procs.valkey(), procs.postgres()
+        # The worker's first drain would bring the schema, but the measurement starts from
+        # result_fn's first event, which comes only once there is one: prepare it first,
+        # as the other scenarios do.
+        create_schema(database_url)
         worker = procs.function(profile.by_name("worker"), {
             "REDIS_URL": redis_url, "DATABASE_URL": database_url,
             "WORKER_BUDGET_SECONDS": str(sizes.budget_s)})

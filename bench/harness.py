@@ -103,7 +103,8 @@ class Processes(contextlib.ExitStack):
 
 
 def create_schema(url: str) -> None:
-    """The app's own schema (common/schema.py), as the functions create it."""
+    """The app's schema, brought to its current version by the worker's own migrations
+    (worker_fn/migrations.py), as its first drain does."""
 
     async def create() -> None:
         async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
