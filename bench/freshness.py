@@ -38,7 +38,7 @@ from bench.harness import BenchError, Processes, WrkRun, create_schema, parse_wr
 from bench.report import Figure
 from common.schema import read_poll_tally
 from local import profile, scheduler
-from support.sse import events
+from support.sse import results
 
 TARGET_P50_MS, TARGET_P99_MS = 100.0, 300.0
 BACKGROUND, PROBE = "cats", "dogs"
@@ -158,9 +158,8 @@ async def _subscribe(result_url: str, observed: Observed, first: asyncio.Event) 
             client.stream("GET", result_url + "/stream") as response:
         if response.status_code != 200:
             raise BenchError(f"/stream answered {response.status_code}")
-        async for event in events(response):
+        async for document in results(response):
             arrived = time.perf_counter()
-            document = json.loads(event.data)
             counts = {o["id"]: int(o["votes"]) for o in document["options"]}
             if not first.is_set():
                 observed.baseline = counts
