@@ -18,8 +18,9 @@ import time
 import traceback
 from pathlib import Path
 
-from bench.harness import REPO, Unavailable, raise_fd_limit
+from bench.harness import Unavailable, raise_fd_limit
 from bench.report import Figure, draw_chart, machine, table, write_json
+from support import REPO
 
 SCENARIOS = ("ingest", "drain", "read", "fanout", "freshness", "coldstart")
 # Details that must be true for the figures to mean anything.

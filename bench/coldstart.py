@@ -27,7 +27,6 @@ the floor cannot be met with those libraries.
 
 from __future__ import annotations
 
-import asyncio
 import http.client
 import math
 import re
@@ -38,20 +37,17 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import psutil
-import psycopg
 
-from bench.harness import BASELINE, BenchError, Processes, stop
+from bench.harness import BASELINE, BenchError, Processes, create_schema
 from bench.report import Figure
-from common.polls import DEFAULT_QUESTION, FIRST, Poll, parse_options
 from local import profile
-from local.servers import free_port
-from worker_fn.migrations import prepare
+from support.functions import FunctionProcess
+from support.processes import log_tail
 
 TARGET_RATIO = 1.5
 TARGET_RSS_MB = 80.0
 SPECS = (BASELINE, *profile.FUNCTIONS)
 OWN_PACKAGES = {"common", "bench", "local", *(spec.package for spec in profile.FUNCTIONS)}
-FIRST_POLL = Poll(FIRST, DEFAULT_QUESTION, parse_options("cats:Cats,dogs:Dogs"))
 POLL_S = 0.003
 IDLE_S = 1.0
 # A few typical requests for each, so the footprint includes what serving brings in.
@@ -87,7 +83,7 @@ def run(quick: bool) -> list[Figure]:
     sizes = QUICK if quick else FULL
     with Processes("voting-bench-coldstart-") as procs:
         redis_url, database_url = procs.valkey(), procs.postgres()
-        asyncio.run(_create_schema(database_url))
+        create_schema(database_url)
         env = {"REDIS_URL": redis_url, "DATABASE_URL": database_url, "VOTE_RATE_LIMIT": "0",
                "WORKER_BUDGET_SECONDS": "0.5"}  # the drain of the sample requests is short
         envs = {spec.name: env for spec in SPECS}
@@ -157,19 +153,13 @@ def run(quick: bool) -> list[Figure]:
     return figures
 
 
-async def _create_schema(url: str) -> None:
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        await prepare(conn, FIRST_POLL)
-
-
 def _start(procs: Processes, spec: profile.FunctionSpec, env: dict[str, str]) -> Start:
     """Start one process, time its first 200, stop it. A function and the baseline app are
     first exercised and left idle, and their RSS read; a floor's is not reported."""
-    port = free_port()
-    argv = [sys.executable, *profile.uvicorn_argv(spec, "127.0.0.1", port)[1:]]
-    name = f"{spec.name}-{port}"
+    function = FunctionProcess(spec, {**procs.env, **env}, procs.folder)
+    port, name = function.port, function.log_path.stem
     started = time.perf_counter()
-    process = procs.start(name, argv, env)
+    process = function.spawn()
     first_answer: float | None = None
     try:
         deadline = started + 60
@@ -183,10 +173,10 @@ def _start(procs: Processes, spec: profile.FunctionSpec, env: dict[str, str]) ->
                 break
             if process.poll() is not None:
                 raise BenchError(f"{name} exited with {process.returncode}:\n"
-                                 f"{procs.log_tail(name)}")
+                                 f"{log_tail(function.log_path)}")
             if now > deadline:
                 raise BenchError(f"{name} gave no 200 on {spec.health_path} within 60 s:\n"
-                                 f"{procs.log_tail(name)}")
+                                 f"{log_tail(function.log_path)}")
             time.sleep(POLL_S)
         assert first_answer is not None
         rss_mb = math.nan
@@ -195,11 +185,11 @@ def _start(procs: Processes, spec: profile.FunctionSpec, env: dict[str, str]) ->
                 status = _request(port, method, path, body)
                 if status is None or status >= 400:
                     raise BenchError(f"{name}: {method} {path} answered {status}:\n"
-                                     f"{procs.log_tail(name)}")
+                                     f"{log_tail(function.log_path)}")
             time.sleep(IDLE_S)
             rss_mb = psutil.Process(process.pid).memory_info().rss / 2**20
     finally:
-        stop(process)
+        function.stop()
     return Start((now - started) * 1000, (first_answer - started) * 1000,
                  (cpu.user + cpu.system) * 1000, rss_mb)
 
@@ -283,21 +273,19 @@ def _over(imports: dict[str, float], baseline: dict[str, float],
 
 def _import_run(procs: Processes, spec: profile.FunctionSpec,
                 env: dict[str, str]) -> Imports | None:
-    port = free_port()
-    name = f"{spec.name}-importtime-{port}"
-    process = procs.start(name, [sys.executable, "-X", "importtime",
-                                 *profile.uvicorn_argv(spec, "127.0.0.1", port)[1:]], env)
-    log = procs.folder / f"{name}.log"
+    function = FunctionProcess(spec, {**procs.env, **env}, procs.folder,
+                               python_options=("-X", "importtime"))
+    process = function.spawn()
     try:
         deadline = time.monotonic() + 60
-        while _status(port, spec.health_path) != 200:
+        while _status(function.port, spec.health_path) != 200:
             if process.poll() is not None or time.monotonic() > deadline:
                 return None
             time.sleep(0.05)
         # Only what was loaded by the first 200 (stderr is unbuffered); not the shutdown's.
-        loaded = log.read_bytes().decode(errors="replace")
+        loaded = function.log_path.read_bytes().decode(errors="replace")
     finally:
-        stop(process)
+        function.stop()
     packages: dict[str, float] = defaultdict(float)
     modules = []
     total = 0.0

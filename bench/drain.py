@@ -11,21 +11,18 @@ Python count of the latest vote per voter gives.
 from __future__ import annotations
 
 import asyncio
-import json
-import random
-import subprocess
-import sys
 import time
-from collections import Counter
 from dataclasses import dataclass
 
 import psycopg
 import redis
 
-from bench.harness import OPTIONS, REPO, BenchError, Processes, create_schema, timed
+from bench.harness import OPTIONS, Processes, create_schema, timed
 from bench.report import Figure
-from common import keys
 from common.event import VoteEvent
+from support.functions import drain
+from support.stores import drained, leftover_claims, tally
+from support.votes import expected_tally, make_votes, push
 from worker_fn.apply import apply_batch, copy_rows
 
 TARGET = 0.4
@@ -39,56 +36,32 @@ class Sizes:
 FULL, QUICK = Sizes(votes=1_000_000, voters=200_000), Sizes(votes=20_000, voters=4_000)
 
 
-def make_votes(sizes: Sizes, seed: int = 5) -> list[VoteEvent]:
-    """Every voter votes once, then the rest of the votes are changes by random voters."""
-    rng = random.Random(seed)
-    voters = [f"voter-{n:012d}" for n in range(sizes.voters)]
-    first_ms = time.time_ns() // 1_000_000 - sizes.votes
-    choices = OPTIONS.ids
-    return [VoteEvent(f"{rng.getrandbits(128):032x}",
-                      voters[n] if n < sizes.voters else rng.choice(voters),
-                      rng.choice(choices), first_ms + n) for n in range(sizes.votes)]
-
-
-def expected_tallies(votes: list[VoteEvent]) -> dict[str, int]:
-    latest: dict[str, VoteEvent] = {}
-    for vote in votes:
-        held = latest.get(vote.voter)
-        if held is None or (vote.accepted_ms, vote.vote_id) > (held.accepted_ms, held.vote_id):
-            latest[vote.voter] = vote
-    return dict(Counter(vote.option for vote in latest.values()))
-
-
 def run(quick: bool) -> list[Figure]:
     sizes = QUICK if quick else FULL
-    votes = make_votes(sizes)
-    expected = expected_tallies(votes)
+    # Every voter votes once, then the rest of the votes are changes by random voters,
+    # accepted up to now.
+    votes = make_votes(sizes.voters, sizes.votes - sizes.voters, options=OPTIONS.ids, seed=5,
+                       first_ms=time.time_ns() // 1_000_000 - sizes.votes)
+    expected = expected_tally(votes)
     with Processes("voting-bench-drain-") as procs:
         database_url = procs.postgres()
         redis_url = procs.valkey()
         create_schema(database_url)
         with psycopg.connect(database_url, autocommit=True) as conn:
             ceiling_s = _ceiling(conn, database_url, votes)
-            ceiling_ok = _tallies(conn) == expected
+            ceiling_ok = tally(conn) == expected
             _empty(conn)
 
             client = redis.Redis.from_url(redis_url)
             with timed() as load_s:
-                _enqueue(client, votes)
-            started = time.perf_counter()
-            result = subprocess.run(
-                [sys.executable, "-m", "worker_fn", "drain", "--budget", "600"], cwd=REPO,
-                env={**procs.env, "REDIS_URL": redis_url, "DATABASE_URL": database_url},
-                capture_output=True, text=True, timeout=900, check=False)
-            process_s = time.perf_counter() - started
-            if result.returncode:
-                raise BenchError(f"the drain failed ({result.returncode}): {result.stderr}")
-            report = json.loads(result.stdout.splitlines()[-1])
+                push(client, votes)
+            with timed() as process_s:
+                report = drain({**procs.env, "REDIS_URL": redis_url,
+                                "DATABASE_URL": database_url}, budget_s=600, timeout_s=900)
             row = conn.execute("SELECT count(*) FROM ballots").fetchone()
-            drain_ok = (_tallies(conn) == expected and report["claimed"] == len(votes)
+            drain_ok = (tally(conn) == expected and report["claimed"] == len(votes)
                         and row is not None and row[0] == sizes.voters
-                        and client.llen(keys.QUEUE) == 0
-                        and not list(client.scan_iter(match="{votes}:processing:*")))
+                        and drained(client) and not leftover_claims(client))
             client.close()
     drain_s = float(report["seconds"])
     return [Figure(
@@ -96,11 +69,12 @@ def run(quick: bool) -> list[Figure]:
         "votes/s", TARGET, at_least=True, ceiling=len(votes) / ceiling_s,
         ceiling_name="COPY + upsert",
         note=f"drain {drain_s:.2f} s in {report['batches']} batches and "
-             f"{report['transactions']} transactions (process {process_s:.2f} s), "
+             f"{report['transactions']} transactions (process {process_s[0]:.2f} s), "
              f"ceiling {ceiling_s:.2f} s; tallies exact: drain {drain_ok}, ceiling {ceiling_ok}",
         details={"tallies_exact": drain_ok and ceiling_ok, "drain_tallies_exact": drain_ok,
                  "ceiling_tallies_exact": ceiling_ok, "drain_seconds": drain_s,
-                 "drain_process_seconds": round(process_s, 3), "batches": report["batches"],
+                 "drain_process_seconds": round(process_s[0], 3),
+                 "batches": report["batches"],
                  "transactions": report["transactions"],
                  "ceiling_seconds": round(ceiling_s, 3),
                  "enqueue_votes_per_s": round(len(votes) / load_s[0]), "expected": expected})]
@@ -130,16 +104,3 @@ def _empty(conn: psycopg.Connection[tuple[object, ...]]) -> None:
     conn.execute("CHECKPOINT")
 
 
-def _tallies(conn: psycopg.Connection[tuple[object, ...]]) -> dict[str, int]:
-    rows = conn.execute("SELECT option, votes FROM tallies WHERE votes <> 0").fetchall()
-    return {str(option): int(str(count)) for option, count in rows}
-
-
-def _enqueue(client: redis.Redis, votes: list[VoteEvent], chunk: int = 10_000) -> None:
-    """LPUSH in order, so the oldest vote is claimed first, as vote_fn pushes them."""
-    with client.pipeline(transaction=False) as pipe:
-        for start in range(0, len(votes), chunk):
-            pipe.lpush(keys.QUEUE, *(v.encode() for v in votes[start:start + chunk]))
-            if len(pipe) >= 10:
-                pipe.execute()
-        pipe.execute()

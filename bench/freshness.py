@@ -34,10 +34,11 @@ from pathlib import Path
 import httpx2 as httpx
 import psycopg
 
-from bench.harness import BenchError, Processes, WrkRun, percentile
+from bench.harness import BenchError, Processes, WrkRun, create_schema, parse_wrk, percentile
 from bench.report import Figure
 from common.schema import read_poll_tally
 from local import profile, scheduler
+from support.sse import results
 
 TARGET_P50_MS, TARGET_P99_MS = 100.0, 300.0
 BACKGROUND, PROBE = "cats", "dogs"
@@ -83,6 +84,10 @@ def run(quick: bool) -> list[Figure]:
         raise BenchError("wrk is not installed (apt-get install wrk)")
     with Processes("voting-bench-freshness-") as procs:
         redis_url, database_url = procs.valkey(), procs.postgres()
+        # The worker's first drain would bring the schema, but the measurement starts from
+        # result_fn's first event, which comes only once there is one: prepare it first,
+        # as the other scenarios do.
+        create_schema(database_url)
         worker = procs.function(profile.by_name("worker"), {
             "REDIS_URL": redis_url, "DATABASE_URL": database_url,
             "WORKER_BUDGET_SECONDS": str(sizes.budget_s)})
@@ -106,7 +111,7 @@ def run(quick: bool) -> list[Figure]:
 
             def finish() -> WrkRun:
                 out, _ = process.communicate(timeout=wrk_seconds + 60)
-                return _parse_wrk(out.decode(), process.returncode, procs.log_tail("wrk"))
+                return parse_wrk(out.decode(), process.returncode, procs.log_tail("wrk"))
 
             return finish
 
@@ -153,20 +158,14 @@ async def _subscribe(result_url: str, observed: Observed, first: asyncio.Event) 
             client.stream("GET", result_url + "/stream") as response:
         if response.status_code != 200:
             raise BenchError(f"/stream answered {response.status_code}")
-        data: list[str] = []
-        async for line in response.aiter_lines():
-            if line.startswith("data:"):
-                data.append(line[5:].removeprefix(" "))
-            elif not line and data:
-                arrived = time.perf_counter()
-                document = json.loads("\n".join(data))
-                data = []
-                counts = {o["id"]: int(o["votes"]) for o in document["options"]}
-                if not first.is_set():
-                    observed.baseline = counts
-                    first.set()
-                observed.event_times.append(arrived)
-                observed.event_probe_counts.append(counts.get(PROBE, 0))
+        async for document in results(response):
+            arrived = time.perf_counter()
+            counts = {o["id"]: int(o["votes"]) for o in document["options"]}
+            if not first.is_set():
+                observed.baseline = counts
+                first.set()
+            observed.event_times.append(arrived)
+            observed.event_probe_counts.append(counts.get(PROBE, 0))
 
 
 async def _schedule(events_url: str, every_s: float, drains: list[list[float]]) -> None:
@@ -238,16 +237,6 @@ async def _final_tally(database_url: str, observed: Observed, probes: int,
 
 async def _seen(observed: Observed, probes: int) -> bool:
     return bool(observed.event_probe_counts) and observed.event_probe_counts[-1] >= probes
-
-
-def _parse_wrk(stdout: str, returncode: int | None, log: str) -> WrkRun:
-    line = next((ln for ln in stdout.splitlines() if ln.startswith("BENCH ")), None)
-    if returncode or line is None:
-        raise BenchError(f"background wrk failed ({returncode}):\n{stdout}\n{log}")
-    data = json.loads(line.removeprefix("BENCH "))
-    return WrkRun(data["requests"], data["status"],
-                  data["connect"] + data["read"] + data["write"] + data["timeout"],
-                  data["duration_us"] / 1e6, data["p50_us"] / 1000, data["p99_us"] / 1000)
 
 
 def _figures(sizes: Sizes, observed: Observed, background: WrkRun) -> list[Figure]:

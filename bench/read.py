@@ -17,17 +17,10 @@ from dataclasses import dataclass
 
 import psycopg
 
-from bench.harness import (
-    WRK_HINT,
-    BenchError,
-    Processes,
-    create_schema,
-    http_get,
-    require,
-    wrk,
-)
+from bench.harness import WRK_HINT, BenchError, Processes, create_schema, require, wrk
 from bench.report import Figure
 from local import profile
+from support.http import http_get
 
 TARGET = 1.5
 

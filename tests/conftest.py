@@ -13,7 +13,8 @@ import pytest
 import redis
 
 from common.polls import DEFAULT_QUESTION, FIRST, Poll, parse_options
-from tests.servers import ServerProcess, env_url, start_postgres, start_valkey
+from support.processes import child_env
+from support.servers import env_url, start_postgres, start_valkey
 from worker_fn.migrations import prepare
 
 OPTIONS = parse_options("cats:Cats,dogs:Dogs")
@@ -117,11 +118,10 @@ def environ(redis_url: str, database_url: str) -> dict[str, str]:
             "VOTE_RATE_LIMIT": "0"}
 
 
-__all__ = ["FIRST_POLL", "OPTIONS", "POLLS", "SECRET", "ServerProcess"]
+__all__ = ["FIRST_POLL", "OPTIONS", "POLLS", "SECRET"]
 
 
 @pytest.fixture
 def function_env(environ: dict[str, str]) -> dict[str, str]:
     """The environment for a function process: the test servers and the PATH/HOME of ours."""
-    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
-    return {**keep, **environ, "WORKER_BUDGET_SECONDS": "2", "PYTHONUNBUFFERED": "1"}
+    return {**child_env(**environ), "WORKER_BUDGET_SECONDS": "2"}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import REPO
+from support import REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 

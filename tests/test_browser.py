@@ -35,9 +35,10 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from tests.functions import FunctionProcess
-from tests.local_stack import LocalStack, counts
-from tests.servers import REPO, wait_until
+from support import REPO
+from support.functions import FunctionProcess
+from support.local_stack import LocalStack, counts
+from support.waits import wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
@@ -137,7 +138,7 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    with running(LocalStack.create(tmp_path_factory.mktemp("browser") / "data")) as stack:
+    with LocalStack.create(tmp_path_factory.mktemp("browser") / "data") as stack:
         yield stack
 
 
@@ -162,16 +163,6 @@ def function_process(stack: LocalStack, name: str) -> psutil.Process:
 
 
 @contextlib.contextmanager
-def running(stack: LocalStack) -> Iterator[LocalStack]:
-    try:
-        stack.start()
-        yield stack
-    finally:
-        if stack.process is not None and stack.process.poll() is None:
-            stack.stop()
-
-
-@contextlib.contextmanager
 def own_function(stack: LocalStack, name: str, log_dir: Path, unset: tuple[str, ...] = (),
                  **env: str) -> Iterator[FunctionProcess]:
     """A copy of one of the stack's functions, with the same servers, that we may stop and
@@ -183,11 +174,8 @@ def own_function(stack: LocalStack, name: str, log_dir: Path, unset: tuple[str, 
     stack_env = function_process(stack, name).environ()
     for variable in unset:
         stack_env.pop(variable, None)
-    function = FunctionProcess(name, {**stack_env, **env}, log_dir)
-    try:
-        yield function.start()
-    finally:
-        function.stop()
+    with FunctionProcess(name, {**stack_env, **env}, log_dir) as function:
+        yield function
 
 
 def vote_by_api(stack: LocalStack, option: str) -> dict[str, Any]:
@@ -489,8 +477,8 @@ def test_labels_with_markup_are_shown_as_text_on_both_pages(
     """Labels such as ``<b>Bold</b>`` appear literally in buttons, title, status, receipt,
     results and announcements; no markup from a label reaches the DOM or runs."""
     bold, image = '<b>Bold</b> & "co"', "<img src=x onerror=alert(1)>"
-    hostile = LocalStack.create(tmp_path / "data", VOTE_OPTIONS=f"bold:{bold},img:{image}")
-    with running(hostile) as stack:
+    with LocalStack.create(tmp_path / "data",
+                           VOTE_OPTIONS=f"bold:{bold},img:{image}") as stack:
         vote_page, _ = browsing.page(stack.vote_url)
         results_page, _ = open_results(browsing, stack.result_url)
         dialogs: list[str] = []

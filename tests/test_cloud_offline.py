@@ -28,11 +28,11 @@ from samtranslator.yaml_helper import yaml_parse
 from starlette.testclient import TestClient
 
 from local import profile
-from tests.servers import REPO
+from support import REPO
+from support.stores import tally
+from support.votes import expected_tally, make_votes, push
 from worker_fn.app import create_app
 from worker_fn.settings import WorkerSettings
-
-from .helpers import expected_tally, make_votes, push, tally
 
 TEMPLATE = REPO / "template.yaml"
 COMPOSE = REPO / "local" / "compose.yaml"

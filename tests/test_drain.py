@@ -14,21 +14,14 @@ from common import keys
 from common.database import open_pool
 from common.event import VoteEvent, decode
 from common.redis_client import open_redis
+from support.stores import ballots_by_voter, leftover_claims, tally, version
+from support.votes import expected_tally, make_votes, push
 from worker_fn.apply import apply_batch, copy_rows
 from worker_fn.claims import Claims
 from worker_fn.drain import DependencyDown, Drain, DrainLimits, DrainReport
 from worker_fn.settings import WorkerSettings
 
 from .conftest import POLLS
-from .helpers import (
-    ballots_by_voter,
-    expected_tally,
-    leftover_claims,
-    make_votes,
-    push,
-    tally,
-    version,
-)
 
 pytestmark = pytest.mark.anyio
 

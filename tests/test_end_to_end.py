@@ -6,26 +6,23 @@ import json
 import random
 import time
 from collections.abc import Iterator
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
 
 import anyio
 import httpx2 as httpx
 import pytest
 
-from tests.local_stack import LocalStack, counts
-from tests.sse import apply_counts, events
+from support.http import no_cookies
+from support.local_stack import LocalStack, counts
+from support.sse import apply_counts, events
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[LocalStack]:
-    stack = LocalStack.create(tmp_path / "data")
-    stack.start()
-    yield stack
-    if stack.process is not None and stack.process.poll() is None:
-        stack.stop()
+    with LocalStack.create(tmp_path / "data") as stack:
+        yield stack
 
 
 async def cast_votes(vote_url: str, voters: int, changers: int) -> dict[str, int]:
@@ -35,9 +32,8 @@ async def cast_votes(vote_url: str, voters: int, changers: int) -> dict[str, int
     latest: dict[str, str] = {}
     limits = httpx.Limits(max_connections=32)
     # Each voter sends its own cookie header; the shared client must not keep any.
-    no_jar = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
     async with httpx.AsyncClient(base_url=vote_url, limits=limits, timeout=10,
-                                 cookies=no_jar) as client:
+                                 cookies=no_cookies()) as client:
         semaphore = anyio.Semaphore(32)
 
         async def voter(n: int) -> None:

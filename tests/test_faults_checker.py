@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.checker import Counted, History, assert_exact, check
+from support.checker import Counted, History, assert_exact, check
 
 A, B, C, D = ("a" * 32, "b" * 32, "c" * 32, "d" * 32)
 

@@ -7,27 +7,28 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
-import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx2 as httpx
-import psutil
 import psycopg
 import pytest
 import redis
 
 from common import keys
 from common.event import VoteEvent
-from tests.checker import History, assert_exact, check, final_read, read_counted
-from tests.functions import FunctionProcess
-from tests.helpers import make_votes, push
-from tests.servers import ServerProcess, start_postgres, wait_until
-from tests.sse import events
+from support.checker import History, assert_exact, check, final_read, read_counted
+from support.functions import FunctionProcess, tick, tick_until_drained
+from support.metrics import metric
+from support.servers import ServerProcess, start_postgres
+from support.sse import events
+from support.stores import ballot_count, drained, held_by_claims
+from support.votes import make_votes, push
+from support.waits import wait_for, wait_until
 from worker_fn.settings import FAILPOINTS
 
 Conn = psycopg.Connection[tuple[object, ...]]
@@ -45,10 +46,6 @@ def private_postgres(tmp_path: Path) -> Iterator[ServerProcess]:
     """A PostgreSQL of this test's own, which it may kill (the session's is shared)."""
     server = start_postgres(tmp_path)
     yield server
-    if server.process is not None and server.process.poll() is None:
-        server.process.send_signal(signal.SIGINT)  # fast shutdown: clients may still be on
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            server.process.wait(20)
     server.stop()
 
 
@@ -68,65 +65,10 @@ def start_worker(workers: list[FunctionProcess], env: dict[str, str],
     return worker
 
 
-def tick(worker: FunctionProcess) -> tuple[int, dict[str, Any]]:
-    """One scheduled invocation: POST /events, as the scheduler and the adapter do."""
-    response = httpx.post(f"{worker.url}/events", json={"source": "aws.scheduler"}, timeout=60)
-    if response.headers.get("content-type") != "application/json":
-        return response.status_code, {"text": response.text}
-    return response.status_code, response.json()
-
-
-def drained(client: redis.Redis) -> bool:
-    return client.llen(keys.QUEUE) == 0 and client.scard(keys.CLAIMS) == 0
-
-
-def tick_until_drained(worker: FunctionProcess, client: redis.Redis,
-                       timeout_s: float = 60) -> list[tuple[int, dict[str, Any]]]:
-    """Invoke the worker until the queue is empty and no claim is left; the replies."""
-    replies: list[tuple[int, dict[str, Any]]] = []
-
-    def once() -> bool:
-        replies.append(tick(worker))
-        return drained(client)
-
-    wait_until(once, timeout_s, "the queue drained by the worker", interval_s=0)
-    return replies
-
-
-def ballot_count(url: str) -> int:
-    """Ballots committed so far (0 before the drain has created the schema)."""
-    with psycopg.connect(url, autocommit=True, connect_timeout=2) as conn:
-        if conn.execute("SELECT to_regclass('ballots')").fetchone() == (None,):
-            return 0
-        row = conn.execute("SELECT count(*)::int FROM ballots").fetchone()
-    assert row is not None and isinstance(row[0], int)
-    return row[0]
-
-
-def held_by_claims(client: redis.Redis) -> int:
-    """Votes sitting in processing lists (claimed, not released)."""
-    members: set[bytes] = client.smembers(keys.CLAIMS)  # type: ignore[assignment]
-    lengths: list[int] = [client.llen(keys.processing(member.decode()))
-                          for member in members]
-    return sum(lengths)
-
-
 def postgres_failures(worker: FunctionProcess) -> float:
     """Batches the worker gave back after a PostgreSQL error (its own metric)."""
-    for line in httpx.get(f"{worker.url}/metrics", timeout=5).text.splitlines():
-        if line.startswith("worker_postgres_failures_total "):
-            return float(line.split()[1])
-    return 0.0
-
-
-def kill_postgres(server: ServerProcess) -> None:
-    """SIGKILL the postmaster, then wait for its backends to notice and exit, so that the
-    restart on the same port and data directory is not refused."""
-    assert server.process is not None
-    backends = psutil.Process(server.process.pid).children(recursive=True)
-    server.kill()
-    _, alive = psutil.wait_procs(backends, timeout=20)
-    assert not alive, f"PostgreSQL backends still running after the postmaster died: {alive}"
+    return metric(httpx.get(f"{worker.url}/metrics", timeout=5).text,
+                  "worker_postgres_failures_total")
 
 
 @pytest.mark.parametrize("failpoint", FAILPOINTS)
@@ -238,7 +180,7 @@ def test_postgres_killed_mid_batch_and_restarted_the_worker_resumes_by_itself(
     ticker.start()
     try:
         wait_until(lambda: ballot_count(private_postgres.url) >= 5000, 60, "5,000 votes counted")
-        kill_postgres(private_postgres)
+        private_postgres.kill()
         assert redis_client.llen(keys.QUEUE) > 0, "the backlog was gone before the kill"
         # Stay down until the worker has seen a batch fail (at once if the kill hit a
         # transaction, else once the pool gives up waiting for a connection).
@@ -266,7 +208,7 @@ def test_postgres_down_keeps_the_votes_queued_and_the_worker_resumes_when_it_is_
     """With PostgreSQL down a drain answers 503 + Retry-After, holds no claim, keeps every vote."""
     env = {**worker_env, "DATABASE_URL": private_postgres.url}
     worker = start_worker(workers, env, tmp_path)
-    kill_postgres(private_postgres)
+    private_postgres.kill()
     votes = make_votes(voters=2000, changes=0)
     push(redis_client, votes)
     response = httpx.post(f"{worker.url}/events", timeout=60)
@@ -404,15 +346,6 @@ async def read_totals(url: str, totals: list[int], opened: list[float]) -> None:
             await anyio.sleep(0.2)  # the retry: hint of the stream
 
 
-async def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    try:
-        with anyio.fail_after(timeout_s):
-            while not condition():  # noqa: ASYNC110 - plain data written by other tasks
-                await anyio.sleep(0.02)
-    except TimeoutError:
-        raise AssertionError(f"{what} not true within {timeout_s}s") from None
-
-
 @pytest.mark.anyio
 async def test_result_fn_survives_a_postgres_restart_and_streams_the_next_change(
         function_env: dict[str, str], redis_client: redis.Redis,
@@ -431,7 +364,7 @@ async def test_result_fn_survives_a_postgres_restart_and_streams_the_next_change
         async with anyio.create_task_group() as group:
             group.start_soon(read_totals, result.url, totals, opened)
             await wait_for(lambda: 10 in totals, 30, "the stream's snapshot")
-            await anyio.to_thread.run_sync(kill_postgres, private_postgres)
+            await anyio.to_thread.run_sync(private_postgres.kill)
             await anyio.to_thread.run_sync(private_postgres.start)
             await anyio.to_thread.run_sync(
                 wait_until, result.healthy, 30, "result_fn listening again")

@@ -12,7 +12,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
 
 import anyio
@@ -24,10 +23,12 @@ import redis
 from common import keys
 from common.event import InvalidEvent, decode
 from common.redis_client import RedisSettings, open_redis
-from tests.checker import History, Outcome, assert_exact, check, final_read
+from support.checker import History, Outcome, assert_exact, check, final_read
+from support.functions import FunctionProcess
+from support.http import no_cookies
+from support.servers import ServerProcess, start_valkey
+from support.waits import wait_for
 from tests.conftest import POLLS
-from tests.functions import FunctionProcess
-from tests.servers import ServerProcess, start_valkey
 from vote_fn.queue import VoteQueue
 
 Conn = psycopg.Connection[tuple[object, ...]]
@@ -46,11 +47,6 @@ def processes() -> Iterator[Track]:
         if process.process is not None and process.process.poll() is None:
             process.process.send_signal(signal.SIGCONT)  # in case a test left it frozen
         process.stop()
-
-
-def no_cookies() -> CookieJar:
-    """Each request is a new visitor: the shared client must not keep the voter cookie."""
-    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
 
 
 @dataclass
@@ -98,16 +94,6 @@ class VoteLoad:
                     continue
                 self.history.indeterminate[vote_id] = option
             await anyio.sleep(0.01)  # a client backs off a little after an error
-
-
-async def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    """Yield to the load until ``condition`` holds; fail naming ``what``."""
-    try:
-        with anyio.fail_after(timeout_s):
-            while not condition():  # noqa: ASYNC110 - plain data written by other tasks
-                await anyio.sleep(0.01)
-    except TimeoutError:
-        raise AssertionError(f"{what} not true within {timeout_s}s") from None
 
 
 @dataclass

@@ -16,8 +16,8 @@ import httpx2 as httpx
 import pytest
 
 from local import servers
-from tests.local_stack import LocalStack
-from tests.servers import REPO
+from support import REPO
+from support.local_stack import LocalStack
 
 # The worker's port is the profile's own choice; its uvicorn names it.
 WORKER_URL = re.compile(r"^\S+ worker +\| .*Uvicorn running on (http://\S+)", re.MULTILINE)

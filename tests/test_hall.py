@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Iterable
@@ -33,13 +32,14 @@ from samtranslator.yaml_helper import yaml_parse
 from starlette.types import Message
 
 from common import keys
-from tests.servers import REPO
+from support import REPO
+from support.functions import drain
+from support.stores import tally
 from vote_fn.app import create_app
 from vote_fn.settings import VoteSettings
 from vote_fn.voter import COOKIE
 
 from .conftest import SECRET
-from .helpers import tally
 
 Conn = psycopg.Connection[tuple[object, ...]]
 ADDRESS = "203.0.113.7"  # the hall's one public address; the app trusts no proxy here
@@ -174,8 +174,7 @@ async def test_a_hall_of_2000_behind_one_address_votes_and_a_fifth_change_their_
                                for browser in changing)
     assert Counter(answer.status for answer in changes) == {202: 400}
     with anyio.fail_after(60):
-        await anyio.run_process([sys.executable, "-m", "worker_fn", "--budget", "10"],
-                                cwd=REPO, env=function_env)
+        await anyio.to_thread.run_sync(drain, function_env)
     assert tally(db) == Counter(browser.option for browser in hall)
 
 

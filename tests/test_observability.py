@@ -15,30 +15,21 @@ import httpx2 as httpx
 import psycopg
 import pytest
 import redis
-from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from common import keys
 from local.servers import free_port
 from result_fn.app import create_app as create_result_app
 from result_fn.settings import ResultSettings
-from tests.functions import FunctionProcess
-from tests.servers import REPO, wait_until
-from tests.sse import events
+from support import REPO
+from support.functions import FunctionProcess, drain
+from support.metrics import metric
+from support.sse import events
+from support.votes import make_votes, push
+from support.waits import wait_until
 from vote_fn.app import create_app as create_vote_app
 from vote_fn.queue import VoteQueue
 from vote_fn.settings import VoteSettings
-
-from .helpers import make_votes, push
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    """The value of one sample in a /metrics page (0 when absent)."""
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return sample.value
-    return 0.0
 
 
 @pytest.fixture
@@ -116,11 +107,8 @@ def test_vote_logs_are_json_with_request_id_and_no_voter_or_choice(
 @pytest.fixture
 def result(function_env: dict[str, str], db: psycopg.Connection[tuple[object, ...]],
            tmp_path: Path) -> Iterator[FunctionProcess]:
-    process = FunctionProcess("result", function_env, tmp_path).start()
-    try:
+    with FunctionProcess("result", function_env, tmp_path) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.mark.anyio
@@ -137,8 +125,7 @@ async def test_result_metrics_count_subscribers_and_events(
             sent = metric(page, "result_sse_events_sent_total")
             assert sent >= 1
             push(redis_client, make_votes(voters=3, changes=0))
-            await anyio.run_process([sys.executable, "-m", "worker_fn", "--budget", "5"],
-                                    cwd=REPO, env=function_env, check=True)
+            await anyio.to_thread.run_sync(drain, function_env, 5)
             await anext(stream)  # the change
             page = (await client.get("/metrics")).text
             assert metric(page, "result_sse_events_sent_total") >= sent + 1

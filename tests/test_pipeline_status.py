@@ -13,9 +13,9 @@ import psycopg
 import pytest
 import redis
 
-from tests.functions import FunctionProcess
-from tests.servers import REPO
-from tests.sse import results
+from support.functions import FunctionProcess
+from support.processes import spawn, stop
+from support.sse import results
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -28,15 +28,13 @@ class Scheduler:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
+        self.process = spawn(
             [sys.executable, "-m", "local.scheduler", "--url", f"{self.worker.url}/events",
-             "--every", "1"], cwd=REPO, env=self.env, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL)
+             "--every", "1"], self.worker.log_dir / "scheduler.log", self.env)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
+        if self.process is not None:
+            stop(self.process, grace_s=10)
 
 
 @pytest.mark.timeout(90)

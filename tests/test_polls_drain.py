@@ -4,9 +4,6 @@ replay brings them in, each action is audited once, and result_fn shows the poll
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import psycopg
 import redis
 from starlette.testclient import TestClient
@@ -15,18 +12,12 @@ from common.event import PollEvent, VoteEvent
 from common.polls import Poll, parse_options
 from result_fn.app import create_app
 from result_fn.settings import ResultSettings
-from tests.servers import REPO
-
-from .helpers import push
+from support.functions import drain
+from support.votes import push
 
 Conn = psycopg.Connection[tuple[object, ...]]
 QUIZ = Poll("p-quiz", "Which is the largest?", parse_options("sun:Sun,moon:Moon,earth:Earth"),
             "after_close")
-
-
-def drain(env: dict[str, str]) -> None:
-    subprocess.run([sys.executable, "-m", "worker_fn", "--budget", "5"], cwd=REPO, env=env,
-                   check=True, capture_output=True, timeout=60)
 
 
 def define(at_us: int, poll: Poll = QUIZ) -> PollEvent:

@@ -14,7 +14,7 @@ import redis
 from starlette.testclient import TestClient
 
 from common import keys
-from tests.servers import REPO
+from support import REPO
 from vote_fn.app import create_app
 from vote_fn.settings import VoteSettings
 

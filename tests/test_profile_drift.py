@@ -18,7 +18,7 @@ from samtranslator.yaml_helper import yaml_parse
 from common.settings import SettingsError
 from local import profile
 from local.profile import FunctionSpec
-from tests.servers import REPO
+from support import REPO
 from tests.test_cloud_offline import DOCKERFILE, rate_seconds, sam_transform
 
 VALID = {"REDIS_URL": "redis://127.0.0.1:1/0", "DATABASE_URL": "postgresql://u@127.0.0.1:1/db",

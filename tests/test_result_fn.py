@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -17,17 +17,10 @@ from common.event import VoteEvent
 from local.servers import free_port
 from result_fn.app import create_app
 from result_fn.settings import ResultSettings
-from tests.functions import FunctionProcess
-from tests.servers import wait_until
-from tests.sse import events
-
-from .helpers import make_votes, push
-
-
-async def wait_for(condition: Callable[[], bool]) -> None:
-    """Yield to the other tasks until ``condition`` holds (the caller bounds the time)."""
-    while not condition():  # noqa: ASYNC110 - plain data written by other tasks, no event
-        await anyio.sleep(0.01)
+from support.functions import FunctionProcess, drain
+from support.sse import events
+from support.votes import make_votes, push
+from support.waits import wait_for, wait_until
 
 
 @pytest.fixture
@@ -41,16 +34,6 @@ def client(settings: ResultSettings) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as test_client:
         wait_until(lambda: test_client.get("/healthz").status_code == 200, 10, "LISTEN ready")
         yield test_client
-
-
-def drain(function_env: dict[str, str]) -> None:
-    """Apply the queued votes with the real drain command."""
-    import subprocess
-    import sys
-
-    from tests.servers import REPO
-    subprocess.run([sys.executable, "-m", "worker_fn", "--budget", "10"], cwd=REPO,
-                   env=function_env, check=True, capture_output=True)
 
 
 def test_no_votes_is_said_honestly(client: TestClient) -> None:
@@ -133,7 +116,7 @@ async def test_the_live_stream_delivers_a_change_to_every_subscriber(
                 async with anyio.create_task_group() as group:
                     for log in seen:
                         group.start_soon(subscriber, log)
-                    await wait_for(lambda: all(seen))
+                    await wait_for(lambda: all(seen), 10, "every subscriber's snapshot")
                     push(redis_client, make_votes(voters=3, changes=0))
                     await anyio.to_thread.run_sync(drain, function_env)
         for log in seen:

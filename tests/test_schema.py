@@ -23,9 +23,11 @@ from local.servers import database_url as postgres_url
 from local.servers import free_port
 from result_fn.app import create_app
 from result_fn.settings import ResultSettings
+from support import REPO
+from support.functions import FunctionProcess
+from support.servers import ServerProcess
+from support.waits import wait_until
 from tests.conftest import prepare_schema
-from tests.functions import FunctionProcess
-from tests.servers import REPO, ServerProcess, wait_until
 from worker_fn.migrations import migrate
 
 Conn = psycopg.Connection[tuple[object, ...]]

@@ -5,7 +5,6 @@ The number of examples is bounded so the suite stays fast."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,8 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.schemas import BaseSchema
 
 from common import keys
-from tests.functions import FunctionProcess
+from support.functions import FunctionProcess
+from support.processes import child_env
 
 from .conftest import SECRET, prepare_schema
 
@@ -29,15 +29,12 @@ EXAMPLES = 25  # per operation
 # does not expect by default).
 CONFIG = SchemathesisConfig.from_dict({"checks": {"negative_data_rejection": {
     "expected-statuses": [400, 401, 403, 404, 405, 406, 409, 413, 415, 422, 429]}}})
-PROCESS_ENV = ("PATH", "HOME", "LANG", "TMPDIR")
 INPUTS = ("path_parameters", "query", "headers", "cookies", "body")
 
 
 def function_env(redis_url: str, database_url: str, **settings: str) -> dict[str, str]:
-    keep = {k: v for k, v in os.environ.items() if k in PROCESS_ENV}
-    return {**keep, "REDIS_URL": redis_url, "DATABASE_URL": database_url,
-            "VOTE_OPTIONS": "cats:Cats,dogs:Dogs", "VOTE_SECRET": SECRET,
-            "PYTHONUNBUFFERED": "1", **settings}
+    return child_env(REDIS_URL=redis_url, DATABASE_URL=database_url,
+                     VOTE_OPTIONS="cats:Cats,dogs:Dogs", VOTE_SECRET=SECRET, **settings)
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +46,10 @@ def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def vote_fn(redis_url: str, database_url: str, log_dir: Path) -> Iterator[FunctionProcess]:
     # The rate limit stays on (a generous one): 429 answers must match the description too.
     env = function_env(redis_url, database_url, VOTE_RATE_LIMIT="500")
-    process = FunctionProcess("vote", env, log_dir).start()
     try:
-        yield process
+        with FunctionProcess("vote", env, log_dir) as process:
+            yield process
     finally:
-        process.stop()
         client = redis.Redis.from_url(redis_url)
         client.delete(keys.QUEUE, *client.keys("{votes}:rate:*"))
         client.close()
@@ -63,11 +59,8 @@ def vote_fn(redis_url: str, database_url: str, log_dir: Path) -> Iterator[Functi
 def result_fn(redis_url: str, database_url: str, log_dir: Path) -> Iterator[FunctionProcess]:
     env = function_env(redis_url, database_url, STREAM_LIFETIME_SECONDS="1")
     prepare_schema(database_url)
-    process = FunctionProcess("result", env, log_dir).start()
-    try:
+    with FunctionProcess("result", env, log_dir) as process:
         yield process
-    finally:
-        process.stop()
 
 
 bounded = settings(max_examples=EXAMPLES, deadline=None, database=None,

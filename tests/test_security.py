@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,23 +15,24 @@ import httpx2 as httpx
 import psycopg
 import pytest
 import redis
-from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from common import keys
 from common.event import VoteEvent, decode
 from common.proxies import TrustedProxies, parse_trusted
 from common.settings import SettingsError
-from tests.functions import FunctionProcess
-from tests.servers import REPO, wait_until
-from tests.sse import events
+from support.functions import FunctionProcess, drain
+from support.metrics import metric as metric_value
+from support.sse import events
+from support.stores import tally
+from support.votes import expected_tally, make_votes, push
+from support.waits import wait_until
 from vote_fn.app import create_app
 from vote_fn.ratelimit import RATE_KEY_PREFIX, Limits, RateLimit, rate_key
 from vote_fn.settings import VoteSettings
 from vote_fn.voter import COOKIE, SigningKey, VoterIds, parse_keys
 
 from .conftest import POLLS, SECRET
-from .helpers import expected_tally, make_votes, push, tally
 
 Conn = psycopg.Connection[tuple[object, ...]]
 OLD_SECRET, NEW_SECRET = "old-secret-0123456789abcdef", "new-secret-fedcba9876543210"
@@ -70,22 +69,8 @@ def queued(client: redis.Redis) -> list[VoteEvent]:
     return [decode(raw, POLLS) for raw in client.lrange(keys.QUEUE, 0, -1)]
 
 
-def metric_value(page: str, name: str, **labels: str) -> float:
-    for family in text_string_to_metric_families(page):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return sample.value
-    return 0.0
-
-
 def metric(client: TestClient, name: str, **labels: str) -> float:
     return metric_value(client.get("/metrics").text, name, **labels)
-
-
-def drain(function_env: dict[str, str]) -> None:
-    """Count whatever is queued, with the real drain command."""
-    subprocess.run([sys.executable, "-m", "worker_fn", "--budget", "10"], cwd=REPO,
-                   env=function_env, check=True, capture_output=True, timeout=60)
 
 
 # --- Strict input -----------------------------------------------------------------------
@@ -749,11 +734,8 @@ GARBAGE_EVENT_IDS: list[bytes] = [
 @pytest.fixture
 def result(function_env: dict[str, str], db: Conn, tmp_path: Path) -> Iterator[FunctionProcess]:
     env = {**function_env, "STREAM_MAX_PER_CLIENT": "2", "STREAM_PING_SECONDS": "1"}
-    process = FunctionProcess("result", env, tmp_path).start()
-    try:
+    with FunctionProcess("result", env, tmp_path) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.mark.anyio

@@ -9,7 +9,7 @@ import pytest
 
 from common.settings import SettingsError, parse_options
 from result_fn.settings import ResultSettings
-from tests.servers import REPO
+from support import REPO
 from vote_fn.settings import VoteSettings
 from worker_fn.settings import WorkerSettings
 

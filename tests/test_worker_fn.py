@@ -14,11 +14,12 @@ from starlette.testclient import TestClient
 
 from common import keys
 from local.servers import free_port
-from tests.servers import REPO
+from support import REPO
+from support.metrics import metric as metric_value
+from support.stores import tally
+from support.votes import expected_tally, make_votes, push
 from worker_fn.app import create_app
 from worker_fn.settings import WorkerSettings
-
-from .helpers import expected_tally, make_votes, push, tally
 
 Conn = psycopg.Connection[tuple[object, ...]]
 
@@ -30,10 +31,7 @@ def client(environ: dict[str, str], redis_client: redis.Redis, db: Conn) -> Iter
 
 
 def metric(client: TestClient, name: str) -> float:
-    for line in client.get("/metrics").text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return 0.0
+    return metric_value(client.get("/metrics").text, name)
 
 
 def test_events_runs_a_drain_and_metrics_move(client: TestClient, redis_client: redis.Redis,

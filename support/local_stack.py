@@ -1,20 +1,23 @@
-"""The local profile (``python -m local``, what ``make up`` runs) as a test fixture."""
+"""The local profile (``python -m local``, what ``make up`` runs) as one process of ours:
+``with LocalStack.create(data_dir) as stack:`` starts it on free ports and waits until it
+says it is ready."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 
-import httpx2 as httpx
 import psutil
 
 from local.servers import free_port
-from tests.servers import REPO, wait_until
+from support.http import http_get
+from support.processes import spawn, wait_ready
 
 
 @dataclass
@@ -24,7 +27,7 @@ class LocalStack:
     result_url: str
     log_path: Path
     extra_env: dict[str, str]
-    process: subprocess.Popen[bytes] | None = None
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @classmethod
     def create(cls, data_dir: Path, **extra_env: str) -> LocalStack:
@@ -37,20 +40,15 @@ class LocalStack:
                     **extra_env})
 
     def start(self) -> None:
+        # The profile starts its own servers: none of the caller's, and its own secret.
         env = {k: v for k, v in os.environ.items()
                if k not in ("REDIS_URL", "DATABASE_URL", "VOTE_SECRET")}
         env.update(self.extra_env)
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "local"], cwd=REPO, env=env,
-                                            stdout=log, stderr=subprocess.STDOUT)
+        self.process = spawn([sys.executable, "-m", "local"], self.log_path, env)
         ready_line = b"Results: " + self.result_url.encode()
-        try:
-            wait_until(lambda: ready_line in self.log_path.read_bytes()[offset:],
-                       90, f"the local profile ready (log: {self.log_path})", interval_s=0.2)
-        except BaseException:
-            self.stop()  # a stack that never became ready must not outlive the test
-            raise
+        wait_ready(self.process, lambda: ready_line in self.log_path.read_bytes()[offset:],
+                   "the local profile ready", self.log_path, timeout_s=90, interval_s=0.2)
 
     def descendants(self) -> list[psutil.Process]:
         assert self.process is not None
@@ -69,14 +67,21 @@ class LocalStack:
         return alive
 
     def results(self) -> dict[str, object]:
-        response = httpx.get(f"{self.result_url}/api/results", timeout=5)
-        response.raise_for_status()
-        return response.json()  # type: ignore[no-any-return]
+        status, body = http_get(f"{self.result_url}/api/results", timeout_s=5)
+        if status != 200:
+            raise RuntimeError(f"/api/results answered {status}: {body[:200]!r}")
+        return json.loads(body)  # type: ignore[no-any-return]
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.stop()
 
 
 def counts(results: dict[str, object]) -> dict[str, int]:
-    return {o["id"]: o["votes"] for o in results["options"]}  # type: ignore[attr-defined, index]
-
-
-def elapsed_since(start: float) -> float:
-    return time.monotonic() - start
+    """Each option's votes in a results document."""
+    return {o["id"]: o["votes"] for o in results["options"]}  # type: ignore[attr-defined]

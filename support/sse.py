@@ -1,4 +1,4 @@
-"""Reading Server-Sent Events from a live HTTP response, for the tests."""
+"""Reading Server-Sent Events from a live HTTP response (httpx), as a browser's EventSource does."""
 
 from __future__ import annotations
 
@@ -21,13 +21,13 @@ class Event:
 
 async def events(response: httpx.Response) -> AsyncIterator[Event]:
     """Yield each event (blank-line terminated); comment lines are kept on the next event."""
-    event, data_lines = Event(), []
+    event, data_lines = Event(), list[str]()
     async for line in response.aiter_lines():
         if line == "":
             if data_lines or event.id is not None:
                 event.data = "\n".join(data_lines)
                 yield event
-                event, data_lines = Event(), []
+                event, data_lines = Event(), list[str]()
             continue
         name, _, value = line.partition(":")
         value = value.removeprefix(" ")

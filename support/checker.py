@@ -17,8 +17,6 @@ per distinct voter, the ids counted are ``SELECT vote_id FROM ballots``.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -26,9 +24,10 @@ from dataclasses import dataclass, field
 import psycopg
 import redis
 
-from common import keys
 from common.event import VoteEvent
-from tests.servers import REPO, wait_until
+from support.functions import drain
+from support.stores import drained, tally
+from support.waits import wait_until
 
 
 @dataclass
@@ -60,12 +59,12 @@ class Counted:
 
 def read_counted(conn: psycopg.Connection[tuple[object, ...]]) -> Counted:
     ballots = conn.execute("SELECT vote_id, option FROM ballots").fetchall()
-    tallies = conn.execute("SELECT option, votes FROM tallies WHERE votes <> 0").fetchall()
+    tallies = tally(conn)
     groups = conn.execute("SELECT option, count(*) FROM ballots GROUP BY option").fetchall()
     return Counted(
         ballots=[(str(vote_id), str(option)) for vote_id, option in ballots],
-        tallies={str(option): int(votes) for option, votes in tallies},  # type: ignore[call-overload]
-        by_option={str(option): int(n) for option, n in groups},  # type: ignore[call-overload]
+        tallies=tallies,
+        by_option={str(option): int(str(n)) for option, n in groups},
     )
 
 
@@ -141,13 +140,12 @@ def final_read(env: Mapping[str, str], timeout_s: float = 90) -> Counted:
     (a claim of a killed drain comes back once its lease expires); then read."""
     client = redis.Redis.from_url(env["REDIS_URL"], socket_timeout=5)
 
-    def drained() -> bool:
-        subprocess.run([sys.executable, "-m", "worker_fn", "--budget", "30"], cwd=REPO,
-                       env=dict(env), check=True, capture_output=True, timeout=60)
-        return client.llen(keys.QUEUE) == 0 and client.scard(keys.CLAIMS) == 0
+    def drain_all() -> bool:
+        drain(env, budget_s=30)
+        return drained(client)
 
     try:
-        wait_until(drained, timeout_s, "the queue drained with no claim left", interval_s=0.1)
+        wait_until(drain_all, timeout_s, "the queue drained with no claim left", interval_s=0.1)
     finally:
         client.close()
     with psycopg.connect(env["DATABASE_URL"], autocommit=True) as conn:
