@@ -22,6 +22,7 @@ import redis
 
 from common import keys
 from common.event import InvalidEvent, decode
+from common.polls import FIRST
 from common.redis_client import RedisSettings, open_redis
 from support.checker import History, Outcome, assert_exact, check, final_read
 from support.functions import FunctionProcess
@@ -360,7 +361,8 @@ def test_a_vote_queued_behind_a_hung_push_still_gets_its_answer_within_its_deadl
     async def scenario() -> list[tuple[float, float]]:
         client = open_redis(RedisSettings(valkey.url, cluster=False, timeout_s=5))
         queue = VoteQueue(client, deadline_s=deadline_s)
-        await queue.push(b'{"warm":"connection"}')
+        await client.set(keys.OPEN_POLL, FIRST)
+        await queue.push(b'{"warm":"connection"}', FIRST)
         assert valkey.process is not None
         valkey.process.send_signal(signal.SIGSTOP)
         outcomes: list[tuple[float, float]] = []  # (started, answered), loop clock
@@ -369,7 +371,7 @@ def test_a_vote_queued_behind_a_hung_push_still_gets_its_answer_within_its_deadl
             await anyio.sleep(delay_s)
             started = time.monotonic()
             with pytest.raises(TimeoutError):
-                await queue.push(b"{}")
+                await queue.push(b"{}", FIRST)
             outcomes.append((started, time.monotonic()))
 
         try:

@@ -11,11 +11,14 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 import redis
+from redis.asyncio import Redis
 from starlette.testclient import TestClient
 
 from common import keys
 from support import REPO
 from vote_fn.app import create_app
+from vote_fn.queue import PollClosed, VoteQueue
+from vote_fn.ratelimit import Limits, RateLimit
 from vote_fn.settings import VoteSettings
 
 TOKEN = "presenter-token-0123456789abcdef"
@@ -109,3 +112,23 @@ def test_every_action_reaches_the_audit_log_and_the_results(
     assert db.execute("SELECT votes FROM tallies WHERE poll = %s AND option = 'sun'",
                       (quiz,)).fetchone() == (1,)
     assert db.execute("SELECT current, last FROM poll_state").fetchone() == (None, quiz)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("limits", [None, Limits(RateLimit(10, 10, 60), RateLimit(10, 10, 60))])
+async def test_the_push_itself_refuses_a_poll_that_is_not_open(
+        redis_url: str, redis_client: redis.Redis, limits: Limits | None) -> None:
+    """vote_fn's copy of the open poll may be half a second old; the push checks the poll in
+    its own round trip (with or without limits), so a vote that arrives just after another
+    instance closed its poll queues nothing."""
+    client = Redis.from_url(redis_url)
+    queue = VoteQueue(client, limits)
+    try:
+        redis_client.set(keys.OPEN_POLL, "first")
+        await queue.push(b'{"n": 1}', "first", None, "192.0.2.1")
+        redis_client.delete(keys.OPEN_POLL)
+        with pytest.raises(PollClosed):
+            await queue.push(b'{"n": 2}', "first", None, "192.0.2.1")
+    finally:
+        await client.aclose()
+    assert redis_client.lrange(keys.QUEUE, 0, -1) == [b'{"n": 1}']

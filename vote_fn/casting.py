@@ -27,9 +27,9 @@ from vote_fn import metrics
 from vote_fn.ballot import Ballot, checked_option, read_body
 from vote_fn.origin import cross_site_reason
 from vote_fn.polls import PollBook
-from vote_fn.queue import VoteQueue
+from vote_fn.queue import PollClosed, VoteQueue
 from vote_fn.ratelimit import RateLimited
-from vote_fn.refusals import cross_site, queue_refusal
+from vote_fn.refusals import cross_site, poll_closed, queue_refusal
 from vote_fn.voter import VoterIds, cookie_names, set_cookie
 
 log = logging.getLogger("vote_fn")
@@ -73,8 +73,8 @@ class Voting:
                 if voter is None and ballot.vote_id is not None:
                     voter = self.voters.for_vote(ballot.vote_id)
                 event = VoteEvent.new(poll.id, voter or VoterIds.new(), option, ballot.vote_id)
-                await self._queue.push(event.encode(), known, peer.address)
-            except (RateLimited, RedisError, TimeoutError) as error:
+                await self._queue.push(event.encode(), poll.id, known, peer.address)
+            except (PollClosed, RateLimited, RedisError, TimeoutError) as error:
                 raise queue_refusal(error) from None
         except Refused as refused:
             metrics.REJECTED.labels(refused.label).inc()
@@ -92,9 +92,7 @@ class Voting:
             poll = self.polls.open
             if poll is not None and requested in (None, poll.id):
                 return poll
-        raise Refused(409, "poll_closed", "no poll is open: wait for the presenter to open one"
-                      if poll is None else f"poll {requested!r} is not open: vote in "
-                      f"{poll.id!r}, the one open now")
+        raise poll_closed(requested, None if poll is None else poll.id)
 
     def _changed_cookies(self, request: Request, peer: Peer, event: VoteEvent,
                          known: str | None) -> RawHeaders:

@@ -1,14 +1,17 @@
-"""Pushing votes onto the Redis queue, coalescing concurrent requests into one LPUSH.
+"""Pushing votes onto the Redis queue, coalescing concurrent requests into one round trip.
 
-While one LPUSH is in flight, votes of other requests wait in a list; the next LPUSH
+While one push is in flight, votes of other requests wait in a list; the next push
 carries all of them. At low load every vote gets its own push at once; under load
-one round trip carries many votes. Each request is answered only after the LPUSH
+one round trip carries many votes. Each request is answered only after the push
 that carried its vote succeeded, so an acknowledged vote is always in Redis.
 
-With limits the same round trip is one script that checks each vote against the limit
-it is charged to and pushes the votes that pass (vote_fn/ratelimit.py); without them,
-it is a plain LPUSH. A round trip carries at most as many votes as fit in one command
-under ElastiCache's argument limit (common/commands.py); the rest wait for the next.
+A push is one script that first checks that the votes' poll is the open one (else
+nothing is pushed: a 409, vote_fn/polls.py opens and closes polls), then, with limits,
+checks each vote against the limit it is charged to (vote_fn/ratelimit.py), and pushes
+the votes that pass. The votes of one round trip are for one poll but at the moment a
+poll changes, when those of each poll go in a script call of their own. A round trip
+carries at most as many votes as fit in one command under ElastiCache's argument limit
+(common/commands.py); the rest wait for the next.
 
 Each vote must be held by Redis within ``deadline_s`` of its push, or its request gets
 a TimeoutError (a 503). One timer per round trip enforces it: a round trip is given up
@@ -24,19 +27,36 @@ import asyncio
 from typing import NamedTuple
 
 from common import keys
-from common.commands import MAX_ARGUMENTS, script_room
+from common.commands import script_room
 from common.redis_client import RedisClient
 from vote_fn.ratelimit import CHECK_AND_PUSH, CHECK_AND_PUSH_ARGS, Charge, Limits, RateLimited
 
 DEADLINE_S = 0.5  # a vote not held by Redis by then is answered 503 (the promise: < 1 s)
-# Votes per round trip: LPUSH sends the key and one argument per vote; the script sends
-# the queue's key and its limits, then per vote two arguments and at worst a key of its own.
-LPUSH_MAX_VOTES = MAX_ARGUMENTS - 2
-SCRIPT_MAX_VOTES = script_room(1, CHECK_AND_PUSH_ARGS) // 3
+POLL_CLOSED = -1  # what the scripts answer when the votes' poll is not open
+
+# KEYS: queue, open poll. ARGV: the poll, then the votes. -1 if the poll is not open.
+PUSH_IF_OPEN = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then
+  return -1
+end
+for i = 2, #ARGV, 1000 do
+  redis.call('LPUSH', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+return 0
+"""
+# Votes per round trip: without limits one argument per vote; with them two, and at worst
+# a key of its own.
+PLAIN_MAX_VOTES = script_room(2, 1)
+LIMITED_MAX_VOTES = script_room(2, CHECK_AND_PUSH_ARGS) // 3
+
+
+class PollClosed(Exception):
+    """The vote's poll is not open (any more): nothing was queued."""
 
 
 class Waiting(NamedTuple):
     payload: bytes
+    poll: str
     charge: Charge | None  # what the limits charge the vote to; None: nothing
     deadline: float  # the event loop's clock
     done: asyncio.Future[None]
@@ -48,21 +68,23 @@ class VoteQueue:
         self._redis = redis
         self._limits = limits
         self._deadline_s = deadline_s
-        self._check_and_push = redis.register_script(CHECK_AND_PUSH) if limits else None
+        self._push = redis.register_script(CHECK_AND_PUSH if limits else PUSH_IF_OPEN)
         self._limit_args = limits.script_args() if limits else ()
-        self._max_votes = SCRIPT_MAX_VOTES if limits else LPUSH_MAX_VOTES  # per round trip
+        self._max_votes = LIMITED_MAX_VOTES if limits else PLAIN_MAX_VOTES  # per round trip
         self._waiting: list[Waiting] = []
         self._pusher: asyncio.Task[None] | None = None
 
-    async def push(self, payload: bytes, voter: str | None = None, address: str = "") -> None:
-        """Return once Redis holds the vote; raise RateLimited if the limit it is charged
-        to (``voter``, the one a genuine cookie proves, else the new voters of the client
-        ``address``) refuses it, TimeoutError if Redis has not answered within the
-        deadline, or the Redis error."""
+    async def push(self, payload: bytes, poll: str, voter: str | None = None,
+                   address: str = "") -> None:
+        """Return once Redis holds the vote; raise PollClosed if ``poll`` is not open,
+        RateLimited if the limit the vote is charged to (``voter``, the one a genuine
+        cookie proves, else the new voters of the client ``address``) refuses it,
+        TimeoutError if Redis has not answered within the deadline, or the Redis error."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         charge = self._limits.charge(voter, address) if self._limits else None
-        self._waiting.append(Waiting(payload, charge, loop.time() + self._deadline_s, done))
+        self._waiting.append(Waiting(payload, poll, charge, loop.time() + self._deadline_s,
+                                     done))
         if self._pusher is None or self._pusher.done():
             self._pusher = asyncio.create_task(self._push_waiting())
         await done
@@ -84,23 +106,37 @@ class VoteQueue:
                 for waiting, wait_us in zip(batch, waits, strict=True):
                     if waiting.done.done():
                         continue
-                    if wait_us:
+                    if wait_us == POLL_CLOSED:
+                        waiting.done.set_exception(PollClosed(waiting.poll))
+                    elif wait_us:
                         new_voter = waiting.charge is not None and waiting.charge.sign < 0
                         waiting.done.set_exception(RateLimited(wait_us, new_voter))
                     else:
                         waiting.done.set_result(None)
 
     async def _send(self, batch: list[Waiting]) -> list[int]:
-        """Push the batch; for each vote 0 if pushed, else the µs it must wait."""
-        if self._check_and_push is None or self._limits is None:
-            await self._redis.lpush(keys.QUEUE, *(waiting.payload for waiting in batch))
-            return [0] * len(batch)
+        """Push the batch; for each vote 0 if pushed, POLL_CLOSED, or the µs it must wait."""
+        poll = batch[0].poll
+        if any(waiting.poll != poll for waiting in batch):  # a poll changed meanwhile
+            answers: dict[int, int] = {}
+            for each in {waiting.poll for waiting in batch}:
+                part = [n for n, waiting in enumerate(batch) if waiting.poll == each]
+                waits = await self._send([batch[n] for n in part])
+                answers.update(zip(part, waits, strict=True))
+            return [answers[n] for n in range(len(batch))]
         limit_keys: dict[str, int] = {}
-        args: list[bytes | str | int] = [*self._limit_args]
+        args: list[bytes | str | int] = [poll, *self._limit_args]
         for waiting in batch:
+            if self._limits is None:
+                args.append(waiting.payload)
+                continue
             index = 0
             if (charge := waiting.charge) is not None:
-                index = limit_keys.setdefault(charge.key, len(limit_keys) + 2) * charge.sign
+                index = limit_keys.setdefault(charge.key, len(limit_keys) + 3) * charge.sign
             args += [index, waiting.payload]
-        waits = await self._check_and_push(keys=[keys.QUEUE, *limit_keys], args=args)
-        return [int(wait) for wait in waits]
+        answer = await self._push(keys=[keys.QUEUE, keys.OPEN_POLL, *limit_keys], args=args)
+        if answer == POLL_CLOSED:
+            return [POLL_CLOSED] * len(batch)
+        if self._limits is None:
+            return [0] * len(batch)
+        return [int(wait) for wait in answer]

@@ -37,19 +37,24 @@ from typing import NamedTuple
 RATE_KEY_PREFIX = "{votes}:rate:"  # + a client address: its new voters
 VOTER_KEY_PREFIX = "{votes}:voter:"  # + a voter id: its votes
 
-# KEYS[1]: the queue; KEYS[2..]: the limit keys of this batch's voters and addresses.
-# ARGV[1], ARGV[2]: a voter's interval and burst; ARGV[3], ARGV[4]: an address's new
+# KEYS[1]: the queue; KEYS[2]: the open poll's id; KEYS[3..]: the limit keys of this
+# batch's voters and addresses. ARGV[1]: the poll the votes are for (vote_fn/queue.py);
+# ARGV[2], ARGV[3]: a voter's interval and burst; ARGV[4], ARGV[5]: an address's new
 # voters' interval and burst (µs; the burst as a span of time: intervals times votes).
-# ARGV[5..]: for each vote, the KEYS index of what it is charged to (positive: a voter,
+# ARGV[6..]: for each vote, the KEYS index of what it is charged to (positive: a voter,
 # negative: an address's new voters, 0: nothing), then the vote itself.
-# Returns, for each vote in order, 0 if it was pushed, else the µs to wait before a retry.
+# Returns -1 if the poll is not open (nothing is pushed or charged); else, for each vote in
+# order, 0 if it was pushed, else the µs to wait before a retry.
 # Times are whole µs: exact in Lua's doubles (up to 2^53, the year 2255).
 CHECK_AND_PUSH = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then
+  return -1
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local limits = {{tonumber(ARGV[1]), tonumber(ARGV[2])}, {tonumber(ARGV[3]), tonumber(ARGV[4])}}
+local limits = {{tonumber(ARGV[2]), tonumber(ARGV[3])}, {tonumber(ARGV[4]), tonumber(ARGV[5])}}
 local arrival, results, accepted = {}, {}, {}
-for i = 5, #ARGV, 2 do
+for i = 6, #ARGV, 2 do
   local k = tonumber(ARGV[i])
   local wait = 0
   if k ~= 0 then
@@ -85,7 +90,7 @@ for i = 1, #accepted, 1000 do
 end
 return results
 """
-CHECK_AND_PUSH_ARGS = 4  # the ARGV before the votes'
+CHECK_AND_PUSH_ARGS = 5  # the ARGV before the votes'
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +130,7 @@ class Limits:
         return Charge(rate_key(address), -1)
 
     def script_args(self) -> tuple[int, ...]:
-        """CHECK_AND_PUSH's ARGV before the votes'."""
+        """CHECK_AND_PUSH's ARGV between the poll and the votes."""
         new_voters = self.new_voters or self.voter  # unused when None: nothing is charged to it
         return (self.voter.interval_us, self.voter.burst_us,
                 new_voters.interval_us, new_voters.burst_us)

@@ -13,6 +13,7 @@ import logging
 from redis.exceptions import RedisError
 
 from common.refusals import Refused
+from vote_fn.queue import PollClosed
 from vote_fn.ratelimit import RateLimited
 
 log = logging.getLogger("vote_fn")
@@ -23,8 +24,18 @@ def cross_site() -> Refused:
     return Refused(403, "cross_site", "votes are accepted only from this site's own page")
 
 
-def queue_refusal(error: RateLimited | RedisError | TimeoutError) -> Refused:
+def poll_closed(requested: str | None, open_now: str | None) -> Refused:
+    """A vote for a poll that is not open: nothing is queued."""
+    if open_now is None:
+        return Refused(409, "poll_closed", "no poll is open: wait for the presenter to open one")
+    return Refused(409, "poll_closed", f"poll {requested!r} is not open: vote in "
+                   f"{open_now!r}, the one open now")
+
+
+def queue_refusal(error: PollClosed | RateLimited | RedisError | TimeoutError) -> Refused:
     """The refusal for a push that Redis did not take."""
+    if isinstance(error, PollClosed):  # closed between the check and the push
+        return poll_closed(str(error), None)
     if isinstance(error, RateLimited):
         if error.new_voter:
             return Refused(429, "new_voters_limited", "too many people started voting from your "
