@@ -51,6 +51,7 @@ from result_fn.settings import ResultSettings
 from result_fn.stream import LiveStream
 
 HERE = Path(__file__).parent
+NAME = "result_fn"  # in logs, metrics and pg_stat_activity
 # The page's own policy; the edge adds the other security headers.
 PAGE_POLICY = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
@@ -197,10 +198,11 @@ def create_app(settings: ResultSettings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         pool_size = max(1, settings.max_connections - settings.listens)
-        async with open_pool(settings.database_url, max_size=pool_size) as pool:
+        async with open_pool(settings.database_url, max_size=pool_size, name=NAME) as pool:
             reader = Reader(pool, settings.stall_s)
             async with Broadcaster(
                     reader, listen_url=settings.database_url if settings.listens else None,
+                    name=NAME,
                     poll_s=settings.poll_s, ping_s=settings.stream_ping_s,
                     retry_ms=settings.stream_retry_ms,
                     max_events_per_s=settings.max_events_per_s) as broadcaster:

@@ -91,10 +91,11 @@ class Subscription:
 
 
 class Broadcaster:
-    def __init__(self, reader: Reader, *, listen_url: str | None, poll_s: float,
+    def __init__(self, reader: Reader, *, listen_url: str | None, name: str, poll_s: float,
                  ping_s: float, retry_ms: int, max_events_per_s: float) -> None:
         self._reader = reader
         self._listen_url = listen_url  # None: no LISTEN connection, poll instead
+        self._name = name  # the LISTEN connection's application_name
         self._poll_s = poll_s
         self._ping_s = ping_s
         self._retry_ms = retry_ms
@@ -165,8 +166,8 @@ class Broadcaster:
         delay = _RECONNECT_START_S
         while True:
             try:
-                conn = await psycopg.AsyncConnection.connect(url, autocommit=True,
-                                                             connect_timeout=3)
+                conn = await psycopg.AsyncConnection.connect(
+                    url, autocommit=True, connect_timeout=3, application_name=self._name)
                 async with conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     self.following = True

@@ -33,7 +33,7 @@ async def drainer(environ: dict[str, str], redis_client: redis.Redis,
                   db: Conn) -> AsyncIterator[DrainFactory]:
     settings = WorkerSettings.from_env(environ)
     client = open_redis(settings.redis)
-    async with open_pool(settings.database_url, max_size=4) as pool:
+    async with open_pool(settings.database_url, max_size=4, name="test") as pool:
         yield DrainFactory(client, pool, settings)
     await client.aclose()
 
@@ -220,7 +220,7 @@ async def test_postgres_down_keeps_the_votes_queued(
     votes = make_votes(voters=30, changes=0)
     push(redis_client, votes)
     client = open_redis(settings.redis)
-    async with open_pool(settings.database_url, max_size=1) as pool:
+    async with open_pool(settings.database_url, max_size=1, name="test") as pool:
         limits = DrainLimits(budget_s=1.0, batch_max=10, lease_s=30, wait_for_votes=False)
         with pytest.raises(DependencyDown, match="PostgreSQL"):
             await Drain(client, pool, settings.first_poll, limits).run()

@@ -11,7 +11,9 @@ import asyncio
 import json
 import logging
 import sys
+from contextlib import AbstractAsyncContextManager
 
+from psycopg_pool import AsyncConnectionPool
 from redis.exceptions import RedisError
 
 from common.database import open_pool
@@ -21,8 +23,13 @@ from common.settings import exit_on_error
 from worker_fn.admin import reset_poll
 from worker_fn.drain import DependencyDown, Drain, DrainLimits
 from worker_fn.migrations import prepare
-from worker_fn.settings import WorkerSettings
+from worker_fn.settings import APPLICATION_NAME, WorkerSettings
 from worker_fn.status import pipeline_status
+
+
+def connections_to(settings: WorkerSettings,
+                   size: int) -> AbstractAsyncContextManager[AsyncConnectionPool]:
+    return open_pool(settings.database_url, max_size=size, name=APPLICATION_NAME)
 
 
 async def drain_once(settings: WorkerSettings, budget_s: float) -> int:
@@ -31,7 +38,7 @@ async def drain_once(settings: WorkerSettings, budget_s: float) -> int:
                          failpoint=settings.failpoint)
     redis = open_redis(settings.redis)
     try:
-        async with open_pool(settings.database_url, max_size=2) as pool:
+        async with connections_to(settings, 2) as pool:
             tune_gc(DRAINING_THRESHOLD)
             report = await Drain(redis, pool, settings.first_poll, limits).run()
     except DependencyDown as error:
@@ -44,7 +51,7 @@ async def drain_once(settings: WorkerSettings, budget_s: float) -> int:
 
 
 async def migrate(settings: WorkerSettings) -> int:
-    async with open_pool(settings.database_url, max_size=1) as pool, pool.connection() as conn:
+    async with connections_to(settings, 1) as connections, connections.connection() as conn:
         await prepare(conn, settings.first_poll)
     print(json.dumps({"schema": "ready"}))
     return 0
@@ -53,7 +60,7 @@ async def migrate(settings: WorkerSettings) -> int:
 async def show_status(settings: WorkerSettings) -> int:
     redis = open_redis(settings.redis)
     try:
-        async with open_pool(settings.database_url, max_size=1) as pool:
+        async with connections_to(settings, 1) as pool:
             status = await pipeline_status(redis, pool)
     except RedisError as error:
         print(json.dumps({"error": f"Redis is unreachable: {error}"}), file=sys.stderr)
@@ -65,7 +72,7 @@ async def show_status(settings: WorkerSettings) -> int:
 
 
 async def reset(settings: WorkerSettings, actor: str, reason: str) -> int:
-    async with open_pool(settings.database_url, max_size=1) as pool, pool.connection() as conn:
+    async with connections_to(settings, 1) as connections, connections.connection() as conn:
         outcome = await reset_poll(conn, f"cli:{actor}", reason)
     print(json.dumps(outcome))
     return 0

@@ -32,7 +32,7 @@ from common.settings import exit_on_error
 from worker_fn.admin import reset_poll
 from worker_fn.drain import DependencyDown, Drain, DrainLimits, DrainReport
 from worker_fn.migrations import UnsupportedServer, check_server
-from worker_fn.settings import WorkerSettings
+from worker_fn.settings import APPLICATION_NAME, WorkerSettings
 
 log = logging.getLogger("worker_fn")
 
@@ -161,7 +161,7 @@ def create_app(settings: WorkerSettings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         redis = open_redis(settings.redis)
         in_flight = InFlight()
-        async with open_pool(settings.database_url, max_size=3) as pool:
+        async with open_pool(settings.database_url, max_size=3, name=APPLICATION_NAME) as pool:
             tune_gc(DRAINING_THRESHOLD)
             try:
                 yield {"settings": settings, "pool": pool, "redis": redis,

@@ -10,6 +10,7 @@ from common.polls import Poll
 from common.redis_client import RedisSettings
 from common.settings import Env, SettingsError, admin_token
 
+APPLICATION_NAME = "worker_fn"  # its PostgreSQL connections', in pg_stat_activity
 # Points in a drain where a fault-injection test can have the worker kill itself
 # (SIGKILL, no clean-up) to prove that no vote is lost or counted twice.
 FAILPOINTS = ("before_claim", "after_claim", "mid_transaction", "after_commit")
