@@ -29,7 +29,7 @@ from bench.report import Figure
 from common import keys
 from local import profile
 
-TARGET = 0.75
+TARGET = 0.85  # of the queue floor measured in the same run (issue 15's restated target)
 BODY = '{"vote":"cats"}'
 QUEUE_FLOOR = profile.FunctionSpec("queue-floor", "bench", "bench.queue_floor:create_app",
                                    BASELINE.health_path, ())
@@ -78,7 +78,7 @@ def run(quick: bool) -> list[Figure]:
              f"{baselines[0].p50_ms:.1f} ms); {queued:,} in the queue for {got.ok:,} 2xx, "
              f"{got.non_2xx} other answers; queue floor {floor / ceiling:.2f}x, the vote's "
              f"own work {(got.ok_per_s - floor) / ceiling:+.2f}x",
-        floor=floor, floor_name="queue floor",
+        floor=floor, floor_name="queue floor", floor_rule="times",
         details={"acknowledged": got.ok, "in_queue": queued,
                  "all_acknowledged_queued": queued >= got.ok, "non_2xx": got.non_2xx,
                  "socket_errors": got.socket_errors, "p50_ms": got.p50_ms,

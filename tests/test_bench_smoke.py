@@ -36,10 +36,14 @@ def test_quick_benchmark_prints_every_ratio_and_writes_its_results(tmp_path: Pat
     document = json.loads((tmp_path / "bench-results.json").read_text())
     assert set(expected) <= {figure["scenario"] for figure in document["figures"]}
     assert document["machine"]["cores"]
-    # each ratio against the baseline app comes with its floor, measured in the same run
+    # each ratio against the baseline app comes with its floor, measured in the same run,
+    # and its target is set by that floor: ingest at least 0.85 of it, a cold start at
+    # most 0.15x above it
+    rules = {"ingest": ("times", 0.85), "coldstart": ("plus", 0.15)}
     for figure in document["figures"]:
         if figure["ceiling_name"] == "baseline app":
             assert isinstance(figure["floor"], float) and figure["floor"] > 0, figure
+            assert (figure["floor_rule"], figure["target"]) == rules[figure["scenario"]], figure
     assert (tmp_path / "bench-chart.png").stat().st_size > 0
 
 
