@@ -12,6 +12,10 @@ body through vote_fn's coalescing queue) is driven the same way, just inside the
 baselines (baseline, floor, vote_fn twice, floor, baseline). What is left between it
 and vote_fn is the vote's own work: reading and checking the ballot, the voter's
 identity and cookies, the receipt, the security headers, the request id, the metrics.
+
+The CPU time of vote_fn's processes (the uvicorn supervisor and its workers) over each
+measured run, divided by the votes acknowledged, is the CPU a vote costs (bench/cost.py
+prices vote_fn on Lambda with it); Valkey's share is not in it.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+import psutil
 import redis
 
 from bench.harness import BASELINE, WRK_HINT, Processes, WrkRun, require, wrk
@@ -60,12 +65,19 @@ def run(quick: bool) -> list[Figure]:
         # load during the scenario moves the ceiling as it moves the figures.
         baselines = [_drive(baseline_app.url, sizes, ["post", BODY])]
         floors = [_drive(floor_app.url, sizes, ["post", BODY])]
-        measured: dict[str, tuple[WrkRun, int]] = {}
+        measured: dict[str, tuple[WrkRun, int, float]] = {}
+        vote_cpu = TreeCpu(vote.pid)
+
+        def before_measuring() -> None:
+            client.delete(keys.QUEUE)
+            vote_cpu.start()
+
         for name, cookie in (("new voter per request", None),
                              ("kept cookie", _voter_cookie(vote.url))):
             args = ["post", BODY, *([cookie] if cookie else [])]
-            result = _drive(vote.url, sizes, args, before=lambda: client.delete(keys.QUEUE))
-            measured[name] = (result, _settled_length(client))
+            result = _drive(vote.url, sizes, args, before=before_measuring)
+            cpu_s = vote_cpu.seconds()
+            measured[name] = (result, _settled_length(client), cpu_s)
         floors.append(_drive(floor_app.url, sizes, ["post", BODY]))
         baselines.append(_drive(baseline_app.url, sizes, ["post", BODY]))
         client.close()
@@ -85,8 +97,9 @@ def run(quick: bool) -> list[Figure]:
                  "p99_ms": got.p99_ms, "baseline_runs": [asdict(b) for b in baselines],
                  "queue_floor_runs": [asdict(f) for f in floors],
                  "connections": sizes.connections, "seconds": got.seconds,
-                 "uvicorn_workers": sizes.workers})
-        for name, (got, queued) in measured.items()]
+                 "uvicorn_workers": sizes.workers,
+                 "cpu_seconds_per_vote": cpu_s / max(1, got.ok)})
+        for name, (got, queued, cpu_s) in measured.items()]
 
 
 def _drive(base_url: str, sizes: Sizes, args: list[str],
@@ -97,6 +110,25 @@ def _drive(base_url: str, sizes: Sizes, args: list[str],
     before()
     return wrk(base_url + "/api/vote", seconds=sizes.seconds, connections=sizes.connections,
                script_args=args)
+
+
+class TreeCpu:
+    """CPU seconds (user + system) of a process and its children (uvicorn's workers) since
+    ``start()``."""
+
+    def __init__(self, pid: int) -> None:
+        self._parent = psutil.Process(pid)
+        self._started = 0.0
+
+    def _total(self) -> float:
+        times = [p.cpu_times() for p in (self._parent, *self._parent.children(recursive=True))]
+        return sum(t.user + t.system for t in times)
+
+    def start(self) -> None:
+        self._started = self._total()
+
+    def seconds(self) -> float:
+        return self._total() - self._started
 
 
 def _voter_cookie(base_url: str) -> str:

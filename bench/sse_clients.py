@@ -21,6 +21,7 @@ import asyncio
 import json
 import re
 import resource
+import statistics
 import sys
 import time
 from array import array
@@ -41,6 +42,8 @@ class Subscriber(asyncio.Protocol):
         self.status = 0
         self.versions = array("q")  # each newer version received, with its arrival time
         self.times = array("d")
+        self.received = 0  # bytes, as sent: the response head, events, keep-alives, framing
+        self.events = 0  # every event received, newer or not
         self.transport: asyncio.Transport | None = None
         self.lost = False
 
@@ -50,11 +53,13 @@ class Subscriber(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         now = time.monotonic()
+        self.received += len(data)
         buffer = self._tail + data if self._tail else data
         if not self.status and b"\r\n" in buffer:
             self.status = int(buffer[9:12])
         cut = buffer.rfind(b"\n") + 1
         for match in _ID.finditer(buffer, 0, cut):
+            self.events += 1
             version = int(match[1])
             if not self.versions or version > self.versions[-1]:
                 self.versions.append(version)
@@ -94,7 +99,9 @@ async def subscribe_all(port: int, count: int, timeout_s: float) -> list[Subscri
     return subscribers
 
 
-def summarize(subscribers: list[Subscriber], commits: dict[int, float]) -> dict[str, object]:
+def summarize(subscribers: list[Subscriber], commits: dict[int, float],
+              at_ready: list[tuple[int, int]]) -> dict[str, object]:
+    """``at_ready``: each subscriber's (bytes, events) once every one held its snapshot."""
     versions = sorted(commits)
     delays = array("d")
     first = dict.fromkeys(versions, float("inf"))  # per change: its first subscriber's delay
@@ -110,6 +117,10 @@ def summarize(subscribers: list[Subscriber], commits: dict[int, float]) -> dict[
         missed += len(versions) - index
         on_latest += bool(versions) and bool(sub.versions) and sub.versions[-1] >= versions[-1]
     ordered = sorted(delays)
+    sent = events = 0  # after every subscriber held its snapshot
+    for sub, (bytes_at_ready, events_at_ready) in zip(subscribers, at_ready, strict=True):
+        sent += sub.received - bytes_at_ready
+        events += sub.events - events_at_ready
     return {
         "subscribers": len(subscribers), "changes": len(versions),
         "delays": len(ordered), "missed": missed, "on_latest": on_latest,
@@ -119,6 +130,11 @@ def summarize(subscribers: list[Subscriber], commits: dict[int, float]) -> dict[
         "max_ms": (ordered[-1] * 1000) if ordered else float("nan"),
         # the notify-to-first-byte path alone, without the fan-out to everyone else
         "first_subscriber_p50_ms": percentile(sorted(first.values()), 50) * 1000,
+        # What a viewer is sent (bench/cost.py prices it): on connecting, the response head
+        # and the snapshot; then per event, with its HTTP chunk framing and a share of the
+        # keep-alives sent in the meantime.
+        "connect_bytes": round(statistics.mean(b for b, _ in at_ready), 1) if at_ready else 0,
+        "bytes_per_event": round(sent / max(1, events), 1),
     }
 
 
@@ -131,11 +147,12 @@ async def main(port: int, count: int, timeout_s: float) -> None:
     subscribers = await subscribe_all(port, count, timeout_s)
     print(json.dumps({"ready": len(subscribers), "failed": count - len(subscribers)}),
           flush=True)
+    at_ready = [(sub.received, sub.events) for sub in subscribers]
     started, cpu_started = time.monotonic(), cpu_seconds()
     line = await asyncio.wait_for(asyncio.to_thread(sys.stdin.readline), timeout=MAX_WAIT_S)
     wall, cpu = time.monotonic() - started, cpu_seconds() - cpu_started
     commits = {int(version): t for version, t in json.loads(line)["commits"].items()}
-    summary = summarize(subscribers, commits)
+    summary = summarize(subscribers, commits, at_ready)
     summary["generator_cpu_percent"] = round(100 * cpu / wall, 1) if wall else 0.0
     print(json.dumps(summary), flush=True)
     for sub in subscribers:
