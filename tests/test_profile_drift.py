@@ -31,8 +31,9 @@ SUPPORT_SERVICES = {"valkey", "postgres", "lb", "scheduler"}
 
 
 def adapter_variable(name: str) -> bool:
-    """Set for the Lambda Web Adapter (or read by it), not by the app."""
-    return name.startswith("AWS_LWA_") or name == "PORT"
+    """Set for the Lambda Web Adapter (or read by it), or for libpq (PGPASSWORD, beside a
+    DATABASE_URL without one), not by the app's settings."""
+    return name.startswith(("AWS_LWA_", "PG")) or name == "PORT"
 
 
 class RecordingEnviron(dict[str, str]):
@@ -121,8 +122,10 @@ def build_arg_check() -> str:
 
 
 def functions_in(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The functions' images (not the deploy-time helper that looks one up)."""
     return {name: resource for name, resource in template["Resources"].items()
-            if resource["Type"] == "AWS::Lambda::Function"}
+            if resource["Type"] == "AWS::Lambda::Function"
+            and resource["Properties"].get("PackageType") == "Image"}
 
 
 def names(variables: Iterable[str]) -> set[str]:
@@ -234,9 +237,39 @@ def test_the_template_matches_the_schedule_budget_and_timeout(template: dict[str
 def test_the_load_balancer_checks_the_vote_health_path(template: dict[str, Any]) -> None:
     """The ALB target group probes vote_fn on the profile's health path."""
     [group] = [r["Properties"] for r in template["Resources"].values()
-               if r["Type"] == "AWS::ElasticLoadBalancingV2::TargetGroup"]
+               if r["Type"] == "AWS::ElasticLoadBalancingV2::TargetGroup"
+               and r["Properties"]["TargetType"] == "lambda"]
     assert group["HealthCheckPath"] == SPECS["vote"].health_path
     assert group["Targets"] == [{"Id": {"Fn::GetAtt": [logical_id(SPECS["vote"]), "Arn"]}}]
+
+
+def test_the_result_task_runs_the_images_command_with_the_profiles_settings(
+        template: dict[str, Any]) -> None:
+    """The ECS task runs result_fn's image with its own command (uvicorn_argv, checked
+    against the Dockerfile above) on its PORT, sets only (and all required) result settings,
+    runs on the functions' CPU architecture and is probed on the profile's health path."""
+    spec = SPECS["result"]
+    resources = template["Resources"]
+    task = resources["ResultTaskDefinition"]["Properties"]
+    [container] = task["ContainerDefinitions"]
+    assert container["Name"] == spec.name
+    assert container["Image"] == {"Fn::GetAtt": ["ResultImage", "ImageUri"]}
+    assert resources["ResultImage"]["Properties"]["FunctionVersion"]["Ref"].startswith(
+        f"{logical_id(spec)}Version")
+    assert "Command" not in container and "EntryPoint" not in container
+    assert [m["ContainerPort"] for m in container["PortMappings"]] == [int(IMAGE_PORT)]
+    variables = [e["Name"] for e in container["Environment"]] + [
+        s["Name"] for s in container["Secrets"]]
+    assert len(variables) == len(set(variables))
+    assert names(variables) <= set(spec.settings)
+    assert required_settings(spec) <= set(variables)
+    architecture = {"X86_64": "x86_64", "ARM64": "arm64"}[
+        task["RuntimePlatform"]["CpuArchitecture"]]
+    assert functions_in(template)[logical_id(spec)]["Properties"]["Architectures"] == [
+        architecture]
+    group = resources["ResultTargetGroup"]["Properties"]
+    assert group["HealthCheckPath"] == spec.health_path
+    assert group["Port"] == int(IMAGE_PORT)
 
 
 @pytest.mark.parametrize("spec", profile.FUNCTIONS, ids=lambda spec: spec.name)
