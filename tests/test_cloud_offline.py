@@ -333,6 +333,9 @@ def test_the_results_service_sits_behind_the_load_balancer(transformed: dict[str
     idle = {a["Key"]: a["Value"] for a in balancer["LoadBalancerAttributes"]}
     ping_s = ResultSettings.from_env({"DATABASE_URL": "postgresql://u@h/db"}).stream_ping_s
     assert int(idle["idle_timeout.timeout_seconds"]) > 2 * ping_s
+    task_env = {e["Name"]: e["Value"] for e in container(transformed)["Environment"]}
+    # uvicorn keeps an idle connection longer than the load balancer may reuse it
+    assert int(task_env["UVICORN_TIMEOUT_KEEP_ALIVE"]) > int(idle["idle_timeout.timeout_seconds"])
     listener = transformed["Resources"]["ResultsListener"]["Properties"]
     assert listener["DefaultActions"] == [{"Type": "forward",
                                            "TargetGroupArn": {"Ref": "ResultTargetGroup"}}]
@@ -355,7 +358,6 @@ def test_the_results_service_sits_behind_the_load_balancer(transformed: dict[str
     assert scaling["MinCapacity"] == 1
     policy = transformed["Resources"]["ResultScalingPolicy"]["Properties"][
         "TargetTrackingScalingPolicyConfiguration"]
-    task_env = {e["Name"]: e["Value"] for e in container(transformed)["Environment"]}
     assert policy["TargetValue"] < int(task_env["STREAM_MAX_SUBSCRIBERS"])
 
 

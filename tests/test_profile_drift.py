@@ -31,9 +31,9 @@ SUPPORT_SERVICES = {"valkey", "postgres", "lb", "scheduler"}
 
 
 def adapter_variable(name: str) -> bool:
-    """Set for the Lambda Web Adapter (or read by it), or for libpq (PGPASSWORD, beside a
-    DATABASE_URL without one), not by the app's settings."""
-    return name.startswith(("AWS_LWA_", "PG")) or name == "PORT"
+    """Set for the Lambda Web Adapter (or read by it), for libpq (PGPASSWORD, beside a
+    DATABASE_URL without one) or for uvicorn's own options, not by the app's settings."""
+    return name.startswith(("AWS_LWA_", "PG", "UVICORN_")) or name == "PORT"
 
 
 class RecordingEnviron(dict[str, str]):
