@@ -12,7 +12,7 @@ import pytest
 
 from bench import cost
 from bench.cost import Cloud, CostError, Measured, Viewer
-from tests.servers import REPO
+from support import REPO
 
 RESULTS = REPO / "docs" / "bench-results.json"
 DEPLOY = REPO / "docs" / "DEPLOY.md"
