@@ -17,6 +17,12 @@ from support import REPO
 RESULTS = REPO / "docs" / "bench-results.json"
 DEPLOY = REPO / "docs" / "DEPLOY.md"
 TEMPLATE = REPO / "template.yaml"
+# Until a full run with the cost figures is committed: then `python -m bench.cost --write
+# docs/DEPLOY.md`, and remove this mark (strict: these tests then pass, and the mark fails).
+PREDATES_COST_FIGURES = pytest.mark.xfail(
+    raises=CostError, strict=True,
+    reason="docs/bench-results.json predates bytes_per_event, connect_bytes and "
+           "cpu_seconds_per_vote; the next full run (make bench) has them")
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +38,7 @@ def measured(**changes: float) -> Measured:
     return dataclasses.replace(figures, **changes)
 
 
+@PREDATES_COST_FIGURES
 def test_the_deploy_guide_holds_what_the_script_prints(cloud: Cloud) -> None:
     """docs/DEPLOY.md's tables are bench.cost's output for docs/bench-results.json (after a
     new run: `python -m bench.cost --write docs/DEPLOY.md`)."""
@@ -39,6 +46,7 @@ def test_the_deploy_guide_holds_what_the_script_prints(cloud: Cloud) -> None:
     assert cost.replace_section(DEPLOY.read_text(), section) == DEPLOY.read_text()
 
 
+@PREDATES_COST_FIGURES
 def test_service_mode_meets_the_cost_target(cloud: Cloud) -> None:
     """At the template's defaults a viewer-hour in service mode costs at most $0.10 a
     thousand, with the bytes and the viewers per process the last full run measured."""
@@ -47,6 +55,7 @@ def test_service_mode_meets_the_cost_target(cloud: Cloud) -> None:
         cost.TARGET_PER_1000_VIEWER_HOURS)
 
 
+@PREDATES_COST_FIGURES
 def test_a_task_holds_no_more_viewers_than_were_measured(cloud: Cloud) -> None:
     """STREAM_MAX_SUBSCRIBERS is at most the fan-out's subscribers at p99 < 250 ms, and
     autoscaling aims below it."""
@@ -88,9 +97,16 @@ def test_a_results_file_from_before_the_cost_figures_says_to_rerun(tmp_path: Pat
 
 def test_write_replaces_only_the_marked_section(tmp_path: Path) -> None:
     """--write keeps everything outside the markers and puts the tables between them."""
+    results = json.loads(RESULTS.read_text())
+    for figure in results["figures"]:  # round stand-ins where the committed run has none
+        figure["details"].setdefault("bytes_per_event", 100.0)
+        figure["details"].setdefault("connect_bytes", 800.0)
+        figure["details"].setdefault("cpu_seconds_per_vote", 100e-6)
+    run = tmp_path / "bench-results.json"
+    run.write_text(json.dumps(results))
     guide = tmp_path / "DEPLOY.md"
     guide.write_text(f"# Deploy\n\nbefore\n\n{cost.BEGIN}\nold tables\n{cost.END}\n\nafter\n")
-    assert cost.main([str(RESULTS), "--write", str(guide)]) == 0
+    assert cost.main([str(run), "--write", str(guide)]) == 0
     text = guide.read_text()
     assert text.startswith("# Deploy\n\nbefore\n\n" + cost.BEGIN + "\nComputed by ")
     assert text.endswith(cost.END + "\n\nafter\n")
