@@ -163,7 +163,8 @@ class Cloud:
     task_connections: int
     max_concurrency: int
     per_client: int
-    vote_rate_limit: int
+    new_voters_burst: int  # per client address, at once
+    new_voters_limit: int  # per client address, a minute after the burst
     memory_gb: dict[str, float]  # per function
     database_class: str
     storage_gb: float
@@ -189,7 +190,8 @@ class Cloud:
             task_connections=int(env["RESULTS_MAX_CONNECTIONS"]),
             max_concurrency=int(params["ResultMaxConcurrency"]),
             per_client=int(env["STREAM_MAX_PER_CLIENT"]),
-            vote_rate_limit=int(params["VoteRateLimit"]),
+            new_voters_burst=int(params["VoteNewVotersBurst"]),
+            new_voters_limit=int(params["VoteNewVotersLimit"]),
             memory_gb={name.removesuffix("Function").lower(): r["Properties"]["MemorySize"] / 1024
                        for name, r in resources.items()
                        if r["Type"] == "AWS::Serverless::Function"},
@@ -366,8 +368,9 @@ def capacity_rows(measured: Measured, cloud: Cloud) -> list[list[str]]:
         ["streams per client address", f"STREAM_MAX_PER_CLIENT {cloud.per_client:,} per task",
          "template.yaml", f"a hall of {cloud.per_client:,} x tasks behind one address",
          *["-"] * len(PEOPLE)],
-        ["votes per client address", f"VOTE_RATE_LIMIT {cloud.vote_rate_limit}/min",
-         "template.yaml (issue 17)", f"a hall of {cloud.vote_rate_limit} behind one address",
+        ["new voters per client address", f"VoteNewVotersBurst {cloud.new_voters_burst:,} at "
+         f"once, then VoteNewVotersLimit {cloud.new_voters_limit:,}/min", "template.yaml",
+         f"a hall of {cloud.new_voters_burst:,} behind one address, voting at once",
          *["-"] * len(PEOPLE)],
     ]
 
