@@ -30,6 +30,7 @@ from common.database import open_pool
 from common.edge import Direct, FunctionApp, json_answer
 from common.event import is_vote_id, is_voter_id
 from common.logs import configure_logging
+from common.polls import is_poll_id
 from common.proxies import TrustedProxies, peer_of
 from common.refusals import Refused
 from common.runtime import STREAMING_THRESHOLD, tune_gc
@@ -147,13 +148,14 @@ async def receipt(request: Request) -> Response:
     vote_id = request.path_params["vote_id"]
     voter = request.query_params.get("voter", "")
     ts = request.query_params.get("ts", "")
+    poll = request.query_params.get("poll")  # the poll voted in, when the page says it
     if not (is_vote_id(vote_id) and is_voter_id(voter) and ts.isascii() and ts.isdigit()
-            and len(ts) < 16):
+            and len(ts) < 16 and (poll is None or is_poll_id(poll))):
         return bad_receipt_query().as_json(RECEIPT_HEADERS)
     reader: Reader = request.state.reader
     try:
         async with reader.pool.connection(timeout=1.0) as conn:
-            status = await receipt_status(conn, vote_id, voter, int(ts))
+            status = await receipt_status(conn, vote_id, voter, int(ts), poll)
     except psycopg.Error as error:
         return unreadable(error).as_json(RECEIPT_HEADERS)
     return json_answer({"vote_id": vote_id, "status": status.value}, 200, RECEIPT_HEADERS)

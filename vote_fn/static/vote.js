@@ -27,7 +27,8 @@
     counted: "Counted",
     superseded: "Superseded by your later vote",
   };
-  const receipts = [];  // newest first: {voteId, voter, acceptedMs, label, status, sentAt, item}
+  // newest first: {voteId, voter, acceptedMs, poll, label, status, sentAt, item}
+  const receipts = [];
   let checkTimer = null;
   let checkDelay = 250;
 
@@ -114,7 +115,7 @@
     }
   };
 
-  const addReceipt = (answer, label) => {
+  const addReceipt = (answer, label, poll) => {
     const item = document.createElement("li");
     item.className = "receipt-item";
     const what = document.createElement("span");
@@ -132,7 +133,7 @@
       item.append(state);
     }
     const receipt = { voteId: answer.vote_id, voter: answer.voter, acceptedMs: answer.accepted_ms,
-                      label, status: "sent", sentAt: Date.now(), item };
+                      poll, label, status: "sent", sentAt: Date.now(), item };
     receipts.unshift(receipt);
     showStatus(receipt, "sent");
     list.prepend(item);
@@ -143,14 +144,17 @@
       : "The receipt id identifies your vote.";
   };
 
-  // The newest receipt is settled once counted; an older one once a later vote replaced it.
-  const unsettled = () => receipts.filter((receipt, index) =>
-    receipt.status !== "superseded" && !(index === 0 && receipt.status === "counted"));
+  // A receipt is settled once superseded, or once counted if it is its poll's newest: an
+  // older one of the same poll waits for the later vote to replace it.
+  const unsettled = () => receipts.filter((receipt, index) => receipt.status !== "superseded"
+    && !(receipt.status === "counted"
+         && !receipts.slice(0, index).some((later) => later.poll === receipt.poll)));
 
   const check = async () => {
     checkTimer = null;
     await Promise.all(unsettled().map(async (receipt) => {
-      const query = new URLSearchParams({ voter: receipt.voter, ts: String(receipt.acceptedMs) });
+      const query = new URLSearchParams({ voter: receipt.voter, ts: String(receipt.acceptedMs),
+                                          poll: receipt.poll });
       try {
         const response = await fetch(
           `${resultsUrl}/api/receipts/${encodeURIComponent(receipt.voteId)}?${query}`,
@@ -229,7 +233,7 @@
     try {
       const answer = await send(form, input.value);
       markChoice(form, input, label);
-      addReceipt(answer, label);
+      addReceipt(answer, label, form.elements.poll.value);
       checkDelay = 250;
       clearTimeout(checkTimer);
       checkTimer = null;
