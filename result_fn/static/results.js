@@ -18,7 +18,7 @@
   const announce = $("announce");
   const panel = $("pipeline");  // the results page's only, as the ages below
 
-  const PACE_MS = 500;
+  const PACE_MS = 600;  // at most two changes in any second
   const AGES_EVERY_MS = 5000;
   const ANNOUNCE_EVERY_MS = 10000;
   const LOST_ANNOUNCE_AFTER_MS = 5000;
