@@ -76,7 +76,8 @@ class Recorder:
 
 
 class Browsing:
-    """Opens browser contexts (one person each) and checks every one of them at the end."""
+    """Opens browser contexts (one person each) and checks every one of them at the end;
+    ``with`` closes them."""
 
     def __init__(self, browser: Browser) -> None:
         self.browser = browser
@@ -100,6 +101,12 @@ class Browsing:
     def close(self) -> None:
         for context, _ in self.contexts:
             context.close()
+
+    def __enter__(self) -> Browsing:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 @contextlib.contextmanager

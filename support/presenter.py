@@ -1,12 +1,16 @@
-"""The presenter's admin API on vote_fn (vote_fn/admin.py), as the tests call it."""
+"""The presenter's admin API on vote_fn (vote_fn/admin.py), as the tests call it, and the
+local profile with that API on."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
+
+from support.local_stack import LocalStack
 
 TOKEN = "presenter-token-of-the-tests-0123"  # ADMIN_TOKEN: 24+ characters
 
@@ -34,3 +38,8 @@ class Presenter:
 
     def close(self, poll: str) -> None:
         self._post(f"/api/admin/polls/{poll}/close")
+
+
+def presenter_stack(folder: Path) -> LocalStack:
+    """The local profile with the admin API on (ADMIN_TOKEN=TOKEN), its data in ``folder``."""
+    return LocalStack.create(folder / "data", ADMIN_TOKEN=TOKEN)

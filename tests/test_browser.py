@@ -35,7 +35,7 @@ from support.browser import (
 )
 from support.functions import FunctionProcess
 from support.local_stack import LocalStack, counts
-from support.presenter import TOKEN, Presenter
+from support.presenter import Presenter, presenter_stack
 from support.processes import child_env
 from support.servers import start_postgres
 from support.waits import wait_until
@@ -68,16 +68,14 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    with LocalStack.create(tmp_path_factory.mktemp("browser") / "data",
-                           ADMIN_TOKEN=TOKEN) as stack:
+    with presenter_stack(tmp_path_factory.mktemp("browser")) as stack:
         yield stack
 
 
 @pytest.fixture
 def browsing(browser: Browser) -> Iterator[Browsing]:
-    browsing = Browsing(browser)
-    yield browsing
-    browsing.close()
+    with Browsing(browser) as browsing:
+        yield browsing
 
 
 def function_process(stack: LocalStack, name: str) -> psutil.Process:

@@ -25,7 +25,7 @@ from starlette.testclient import TestClient
 
 from support.browser import CHROMIUM, NO_CHROMIUM, WAIT_MS, Browsing, chromium, screenshot
 from support.local_stack import LocalStack
-from support.presenter import TOKEN, Presenter
+from support.presenter import TOKEN, Presenter, presenter_stack
 from support.waits import wait_until
 from vote_fn.app import create_app as create_vote_app
 from vote_fn.settings import VoteSettings
@@ -113,8 +113,7 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    with LocalStack.create(tmp_path_factory.mktemp("session") / "data",
-                           ADMIN_TOKEN=TOKEN) as stack:
+    with presenter_stack(tmp_path_factory.mktemp("session")) as stack:
         yield stack
 
 
@@ -139,9 +138,8 @@ def polls(stack: LocalStack) -> dict[str, str]:
 
 @pytest.fixture
 def browsing(browser: Browser) -> Iterator[Browsing]:
-    browsing = Browsing(browser)
-    yield browsing
-    browsing.close()
+    with Browsing(browser) as browsing:
+        yield browsing
 
 
 def vote(stack: LocalStack, option: str, poll: str | None = None) -> None:
@@ -459,13 +457,16 @@ def thinnest_bar(page: Page) -> None:
     thinnest = page.locator("li.result", has_text=LONG_LABELS[-1])
     share = float(thinnest.locator(".percent").inner_text().rstrip("%"))
     assert 1.5 <= share <= 2.0, share
-    bar = thinnest.locator(".bar").evaluate("""(bar) => {
-        const fill = bar.querySelector(".fill").getBoundingClientRect();
-        return {width: fill.width, height: fill.height, track: bar.clientWidth,
-                radius: parseFloat(getComputedStyle(bar).borderTopLeftRadius)};
-    }""")
+    measured = """(bar) => ({width: bar.querySelector(".fill").getBoundingClientRect().width,
+                             height: bar.clientHeight, track: bar.clientWidth,
+                             radius: parseFloat(getComputedStyle(bar).borderTopLeftRadius)})"""
+    # The bar grows to its width in 0.6 s after the page loads: wait for the end of it.
+    page.wait_for_function(f"""(share) => {{
+        const bar = ({measured})(document.querySelectorAll("li.result .bar")[9]);
+        return Math.abs(bar.width - share / 100 * bar.track) <= 1;
+    }}""", arg=share)
+    bar = thinnest.locator(".bar").evaluate(measured)
     print(f"the {share} % bar: {bar}")
-    assert abs(bar["width"] - share / 100 * bar["track"]) <= 1, bar
     assert bar["radius"] <= bar["height"] / 4, f"a rounded track clips a 2 % bar: {bar}"
 
 
