@@ -10,7 +10,9 @@ Every request gets from here, whichever way it is then served:
 - the HTTP metrics (common/http_metrics.py), labelled by the route template that matched;
 - the answer to a failure: a client gone before its body arrived is counted as 499 and gets
   no traceback; any other exception is logged with its traceback and answered 500 with the
-  request id.
+  request id;
+- through the stack only, compression (Starlette's GZipMiddleware) of pages, static files and
+  JSON for a client that accepts it; never the stream, which is served ahead of the stack.
 
 Routes made with ``Direct`` are the paths an audience loads (casting a vote, the live
 stream). The edge serves them itself: it matches them with Starlette's own
@@ -41,6 +43,8 @@ from typing import Any
 import orjson
 from asgi_correlation_id import correlation_id
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
@@ -195,7 +199,8 @@ class FunctionApp(Starlette):
 
     def __init__(self, function: str, *, routes: Sequence[BaseRoute], lifespan: Lifespan[Any],
                  proxies: TrustedProxies) -> None:
-        super().__init__(routes=routes, lifespan=lifespan, exception_handlers=ERROR_HANDLERS)
+        super().__init__(routes=routes, lifespan=lifespan, exception_handlers=ERROR_HANDLERS,
+                         middleware=[Middleware(GZipMiddleware)])
         self.function = function
         self._proxies = proxies
 

@@ -118,6 +118,9 @@ def build(settings: LocalSettings, manager: Manager) -> None:
     function_env.setdefault("PIPELINE_STALL_SECONDS", "3")
     # the vote page links to the results page and follows its receipt there
     function_env.setdefault("RESULTS_URL", f"http://127.0.0.1:{settings.result_port}")
+    # the results page and the projector screen show how to join (set it to an address the
+    # room's phones reach, such as this machine's on the local network)
+    function_env.setdefault("VOTE_URL", f"http://127.0.0.1:{settings.vote_port}")
     for spec in profile.FUNCTIONS:
         manager.add_process(spec.name, once_stores_answer(spec.settings, profile.uvicorn_argv(
             spec, "127.0.0.1", ports[spec.name])), env=function_env)

@@ -34,7 +34,7 @@ FUNCTIONS = (
                  (*COMMON, "DATABASE_URL", "STREAM_LIFETIME_SECONDS", "STREAM_RETRY_MS",
                   "STREAM_PING_SECONDS", "STREAM_MAX_SUBSCRIBERS", "RESULTS_POLL_SECONDS",
                   "PIPELINE_STALL_SECONDS", "STREAM_MAX_PER_CLIENT", "FORWARDED_ALLOW_IPS",
-                  "RESULTS_MAX_CONNECTIONS", "STREAM_MAX_EVENTS_PER_SECOND")),
+                  "RESULTS_MAX_CONNECTIONS", "STREAM_MAX_EVENTS_PER_SECOND", "VOTE_URL")),
 )
 
 # The scheduler POSTs this path; in the cloud the Lambda Web Adapter delivers the

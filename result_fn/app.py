@@ -1,7 +1,8 @@
-"""result_fn: ``GET /`` the results page, ``GET /api/results`` and ``GET /stream`` (SSE,
-served by the edge ahead of Starlette's stack: common/edge.py) for the poll shown (the open
-one, else the last one opened), ``GET /api/polls/<id>/results`` (and ``.csv``) for any
-poll, and receipts.
+"""result_fn: ``GET /`` the results page and ``GET /present`` the projector screen, ``GET
+/api/results`` and ``GET /stream`` (SSE, served by the edge ahead of Starlette's stack:
+common/edge.py) for the poll shown (the open one, else the last one opened), ``GET
+/api/polls/<id>/results`` (and ``.csv``) for any poll, receipts, and ``GET /join.svg``, the
+QR code of the vote page (result_fn/join.py).
 
 It reads PostgreSQL only, never Redis, and never changes the schema (the worker does).
 """
@@ -20,15 +21,16 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import Receive, Scope, Send
 
 from common import http_metrics, openapi
+from common.assets import PREFIX, Assets, page_templates
 from common.database import open_pool
 from common.edge import Direct, FunctionApp, json_answer
 from common.event import is_vote_id, is_voter_id
 from common.logs import configure_logging
+from common.polls import is_poll_id
 from common.proxies import TrustedProxies, peer_of
 from common.refusals import Refused
 from common.runtime import STREAMING_THRESHOLD, tune_gc
@@ -37,6 +39,9 @@ from common.settings import exit_on_error
 from result_fn import metrics
 from result_fn.broadcaster import Broadcaster
 from result_fn.clients import StreamsPerClient
+from result_fn.join import PATH as JOIN_PATH
+from result_fn.join import JoinCode, join_svg
+from result_fn.pipeline import now_ms
 from result_fn.reader import NoSuchPoll, Reader
 from result_fn.receipts import receipt_status
 from result_fn.refusals import (
@@ -68,6 +73,7 @@ class State(TypedDict):
     broadcaster: Broadcaster
     streams_per_client: StreamsPerClient
     templates: Jinja2Templates
+    join: JoinCode
 
 
 async def read(request: Request, poll_id: str | None = None) -> Results:
@@ -81,18 +87,31 @@ async def read(request: Request, poll_id: str | None = None) -> Results:
         raise unreadable(error) from None
 
 
-async def page(request: Request) -> Response:
+async def page(request: Request, template: str) -> Response:
+    """A page of the poll shown; when it cannot be read, the page says why in place of the
+    figures. ``now_ms`` gives the page the server's clock, for the ages it shows."""
     templates: Jinja2Templates = request.state.templates
     results: Results | None = None
     problem = None
     try:
         results = await read(request)
     except Refused as refused:
-        problem = refused.reason  # the page shows it in place of the figures
-    return templates.TemplateResponse(request, "results.html", {
+        problem = refused.reason
+    return templates.TemplateResponse(request, template, {
         "results": results and results.document, "problem": problem,
+        "join": request.state.join, "now_ms": now_ms(),
         "base": request.scope.get("root_path", ""),
     }, headers=PAGE_POLICY)
+
+
+async def results_page(request: Request) -> Response:
+    """The results, with the operator's panel (is the pipeline moving?)."""
+    return await page(request, "results.html")
+
+
+async def present(request: Request) -> Response:
+    """The projector screen: large enough to read from the back of a room, no panel."""
+    return await page(request, "present.html")
 
 
 async def api_results(request: Request) -> Response:
@@ -130,13 +149,14 @@ async def receipt(request: Request) -> Response:
     vote_id = request.path_params["vote_id"]
     voter = request.query_params.get("voter", "")
     ts = request.query_params.get("ts", "")
+    poll = request.query_params.get("poll")  # the poll voted in, when the page says it
     if not (is_vote_id(vote_id) and is_voter_id(voter) and ts.isascii() and ts.isdigit()
-            and len(ts) < 16):
+            and len(ts) < 16 and (poll is None or is_poll_id(poll))):
         return bad_receipt_query().as_json(RECEIPT_HEADERS)
     reader: Reader = request.state.reader
     try:
         async with reader.pool.connection(timeout=1.0) as conn:
-            status = await receipt_status(conn, vote_id, voter, int(ts))
+            status = await receipt_status(conn, vote_id, voter, int(ts), poll)
     except psycopg.Error as error:
         return unreadable(error).as_json(RECEIPT_HEADERS)
     return json_answer({"vote_id": vote_id, "status": status.value}, 200, RECEIPT_HEADERS)
@@ -194,6 +214,7 @@ async def readyz(request: Request) -> Response:
 def create_app(settings: ResultSettings | None = None) -> Starlette:
     settings = settings or exit_on_error(ResultSettings.from_env)
     configure_logging(settings.log_format, "result")
+    assets = Assets(HERE / "static")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
@@ -210,12 +231,15 @@ def create_app(settings: ResultSettings | None = None) -> Starlette:
                 tune_gc(STREAMING_THRESHOLD)
                 yield {"settings": settings, "reader": reader, "broadcaster": broadcaster,
                        "streams_per_client": StreamsPerClient(settings.max_streams_per_client),
-                       "templates": Jinja2Templates(directory=HERE / "templates")}
+                       "templates": page_templates(HERE / "templates", assets),
+                       "join": JoinCode(settings.vote_url)}
 
     return FunctionApp(
         "result",
         routes=[
-            Route("/", page),
+            Route("/", results_page),
+            Route("/present", present),
+            Route(JOIN_PATH, join_svg),
             Route("/api/results", api_results),
             Route("/api/polls/{poll}/results", api_results),
             Route("/api/polls/{poll}/results.csv", csv_results),
@@ -225,7 +249,7 @@ def create_app(settings: ResultSettings | None = None) -> Starlette:
             Route("/readyz", readyz),
             http_metrics.metrics_route,
             openapi.route(HERE / "openapi.yaml"),
-            Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+            Mount(PREFIX, assets, name="static"),
         ],
         lifespan=lifespan,
         proxies=TrustedProxies(settings.trusted_proxies),

@@ -200,14 +200,16 @@ class Broadcaster:
             await asyncio.sleep(self._min_interval_s)
 
     async def _watch_pipeline(self) -> None:
-        """A stalled worker sends no NOTIFY: look every second so the page says so."""
+        """A stalled worker sends no NOTIFY: look every second so the page says so; and a
+        database that does not answer is said too (the figures shown are the last read)."""
         while True:
             await asyncio.sleep(_PIPELINE_CHECK_S)
             try:
                 self._pipeline = await self._reader.pipeline()
             except (psycopg.Error, SchemaMissing) as error:
                 self._failed("could not read the pipeline status", error)
-                continue
+                if self._pipeline is not None and self._pipeline.state != "down":
+                    self._pipeline = self._pipeline.unreadable()
             self._publish_if_changed()
 
     def _failed(self, what: str, error: psycopg.Error | SchemaMissing | NoSuchPoll) -> None:

@@ -1,9 +1,10 @@
 """Receipts: "did my vote count?" answered from PostgreSQL alone.
 
 vote_fn answers each vote with its id, the voter id and the time it was accepted. With
-those, one primary-key read of the voter's ballot tells whether this vote is counted,
-was superseded by the same voter's later vote, or is not counted yet. The answer never
-says which option was chosen.
+those, one read of the voter's ballots (one per poll) tells whether this vote is counted,
+was superseded by the same voter's later vote in its poll, or is not counted yet. The page
+also names the poll it voted in: without it, a later vote in any poll counts as a
+superseding one. The answer never says which option was chosen.
 """
 
 from __future__ import annotations
@@ -21,15 +22,14 @@ class ReceiptStatus(StrEnum):
 
 
 async def receipt_status(conn: AsyncConnection[TupleRow], vote_id: str, voter: str,
-                         accepted_ms: int) -> ReceiptStatus:
+                         accepted_ms: int, poll: str | None = None) -> ReceiptStatus:
     cursor = await conn.execute(
-        "SELECT vote_id, accepted_ms FROM ballots WHERE voter = %s", (voter,))
-    row = await cursor.fetchone()
-    if row is None:
-        return ReceiptStatus.PENDING
-    counted_id, counted_ms = str(row[0]), int(row[1])
-    if counted_id == vote_id:
+        "SELECT poll, vote_id, accepted_ms FROM ballots WHERE voter = %s", (voter,))
+    ballots = await cursor.fetchall()
+    if any(str(counted_id) == vote_id for _, counted_id, _ in ballots):
         return ReceiptStatus.COUNTED
-    if (counted_ms, counted_id) > (accepted_ms, vote_id):
+    if any((int(counted_ms), str(counted_id)) > (accepted_ms, vote_id)
+           for counted_poll, counted_id, counted_ms in ballots
+           if poll is None or counted_poll == poll):
         return ReceiptStatus.SUPERSEDED
     return ReceiptStatus.PENDING

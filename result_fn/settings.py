@@ -26,6 +26,7 @@ class ResultSettings:
     # single connection that polls (a Lambda invocation per viewer: docs/DEPLOY.md).
     max_connections: int = 5
     max_events_per_s: float = 20  # results events a stream sends at most, each second
+    vote_url: str = ""  # the vote page's public address: the pages show it and its QR code
 
     @property
     def listens(self) -> bool:
@@ -34,6 +35,9 @@ class ResultSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ResultSettings:
         env = Env(environ)
+        vote_url = ""
+        if env.optional("VOTE_URL"):
+            vote_url = env.url("VOTE_URL", ("http", "https")).rstrip("/")
         return cls(
             database_url=env.url("DATABASE_URL", ("postgres", "postgresql")),
             stream_lifetime_s=env.number("STREAM_LIFETIME_SECONDS", 300, low=1, high=86_400),
@@ -48,4 +52,5 @@ class ResultSettings:
             trusted_proxies=env.parsed("FORWARDED_ALLOW_IPS", parse_trusted, DEFAULT_TRUSTED),
             max_connections=env.integer("RESULTS_MAX_CONNECTIONS", 5, low=1, high=100),
             max_events_per_s=env.number("STREAM_MAX_EVENTS_PER_SECOND", 20, low=0.1, high=100),
+            vote_url=vote_url,
         )

@@ -87,9 +87,10 @@ def test_the_api_answer_carries_the_stack_headers_and_other_methods_get_405(
 
 def test_form_vote_redirects_and_the_page_marks_the_choice(
         client: TestClient, redis_client: redis.Redis) -> None:
-    """POST / answers 303 to /, and GET / then shows the choice and the instance id."""
+    """POST / answers 303 to the page's confirmation, and GET / then shows the choice and
+    the instance id."""
     response = client.post("/", data={"vote": "cats"}, follow_redirects=False)
-    assert response.status_code == 303 and response.headers["location"] == "/"
+    assert response.status_code == 303 and response.headers["location"] == "/#status"
     page = client.get("/")
     assert page.status_code == 200
     assert 'class="option chosen"' in page.text and 'value="cats"' in page.text

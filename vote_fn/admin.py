@@ -31,11 +31,16 @@ log = logging.getLogger("vote_fn.admin")
 MAX_BODY_BYTES = 16 * 1024
 
 
+def admin_off() -> Refused:
+    """The answer of the API and of the admin page while ADMIN_TOKEN is unset."""
+    return Refused(404, "admin_off", "admin is off: set ADMIN_TOKEN to turn it on")
+
+
 def _admitted(request: Request) -> str:
     """The actor the audit log names; raises Refused unless the token is right."""
     settings: VoteSettings = request.state.settings
     if settings.admin_token is None:
-        raise Refused(404, "admin_off", "admin is off: set ADMIN_TOKEN to turn it on")
+        raise admin_off()
     sent = request.headers.get("authorization", "").removeprefix("Bearer ").encode()
     if not hmac.compare_digest(sent, settings.admin_token.encode()):
         raise Refused(401, "admin_token", "wrong or missing admin token: send Authorization: "

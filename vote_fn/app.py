@@ -1,7 +1,8 @@
-"""vote_fn: ``GET /`` the vote page, ``POST /`` a vote from its form, ``POST /api/vote`` a
-vote as JSON (vote_fn/api.py), ``GET /api/poll`` the open poll, and the presenter's API
-(vote_fn/admin.py). Casting a vote is vote_fn/casting.py, the polls vote_fn/polls.py; the
-edge in front of every route is common/edge.py.
+"""vote_fn: ``GET /`` the vote page, ``POST /`` a vote from its form, and ``GET /admin`` the
+presenter's page (vote_fn/pages.py), ``POST /api/vote`` a vote as JSON (vote_fn/api.py),
+``GET /api/poll`` the open poll, and the presenter's API (vote_fn/admin.py). Casting a vote
+is vote_fn/casting.py, the polls vote_fn/polls.py; the edge in front of every route is
+common/edge.py.
 """
 
 from __future__ import annotations
@@ -11,27 +12,25 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TypedDict
-from urllib.parse import urlsplit
 
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from common import http_metrics, openapi
+from common.assets import PREFIX, Assets, page_templates
 from common.edge import Direct, FunctionApp, json_answer
 from common.logs import configure_logging
 from common.proxies import TrustedProxies
 from common.redis_client import RedisClient, open_redis
-from common.refusals import Refused
 from common.settings import exit_on_error
 from vote_fn.admin import close_poll, create_poll, current_poll, open_poll
 from vote_fn.api import PATH, vote_api
-from vote_fn.ballot import FORM, form_vote
 from vote_fn.casting import Voting
+from vote_fn.pages import admin_page, page_policy, show, vote_form
 from vote_fn.polls import PollBook
 from vote_fn.queue import DEADLINE_S, VoteQueue
 from vote_fn.refusals import RETRY_UNAVAILABLE_S
@@ -48,50 +47,6 @@ class State(TypedDict):
     redis: RedisClient
     templates: Jinja2Templates
     page_policy: dict[str, str]
-
-
-def page_policy(results_url: str) -> dict[str, str]:
-    """The page's Content-Security-Policy (the edge adds the other security headers)."""
-    connect = "'self'"
-    if results_url:  # the page polls receipts from result_fn
-        parts = urlsplit(results_url)
-        connect += f" {parts.scheme}://{parts.netloc}"
-    return {
-        "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
-                                   f"img-src 'self' data:; connect-src {connect}; "
-                                   "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-    }
-
-
-def page(request: Request, refused: Refused | None = None) -> Response:
-    """The vote page; with ``refused``, its status and sentence."""
-    settings: VoteSettings = request.state.settings
-    voting: Voting = request.state.voting
-    templates: Jinja2Templates = request.state.templates
-    choice, cookies = voting.chosen(request)
-    response = templates.TemplateResponse(request, "vote.html", {
-        "poll": voting.polls.open, "choice": choice, "instance_id": settings.instance_id,
-        "error": refused and refused.reason, "results_url": settings.results_url,
-        "base": request.scope.get("root_path", ""),
-    }, status_code=refused.status if refused else 200, headers=request.state.page_policy)
-    response.raw_headers += cookies + (refused.headers() if refused else [])
-    return response
-
-
-async def show(request: Request) -> Response:
-    return page(request)
-
-
-async def vote_form(request: Request) -> Response:
-    """A vote from the page's form (no JavaScript): back to the page, which shows it."""
-    voting: Voting = request.state.voting
-    try:
-        cast = await voting.cast(request, FORM, form_vote)
-    except Refused as refused:
-        return page(request, refused)
-    response = RedirectResponse(f"{request.scope.get('root_path', '')}/", status_code=303)
-    response.raw_headers += cast.cookies
-    return response
 
 
 async def healthz(request: Request) -> Response:
@@ -115,6 +70,7 @@ def open_option_ids(request: Request) -> tuple[str, ...]:
 def create_app(settings: VoteSettings | None = None) -> Starlette:
     settings = settings or exit_on_error(VoteSettings.from_env)
     configure_logging(settings.log_format, "vote")
+    assets = Assets(HERE / "static")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
@@ -125,7 +81,7 @@ def create_app(settings: VoteSettings | None = None) -> Starlette:
                 voting = Voting(polls, VoterIds(settings.keys),
                                 VoteQueue(redis, settings.limits))
                 yield {"settings": settings, "polls": polls, "voting": voting, "redis": redis,
-                       "templates": Jinja2Templates(directory=HERE / "templates"),
+                       "templates": page_templates(HERE / "templates", assets),
                        "page_policy": page_policy(settings.results_url)}
         finally:
             await redis.aclose()
@@ -135,6 +91,7 @@ def create_app(settings: VoteSettings | None = None) -> Starlette:
         routes=[
             Route("/", show, methods=["GET"]),
             Route("/", vote_form, methods=["POST"]),
+            Route("/admin", admin_page, methods=["GET"]),
             Direct(PATH, vote_api, methods=["POST"]),
             Route("/api/poll", current_poll, methods=["GET"]),
             Route("/api/admin/polls", create_poll, methods=["POST"]),
@@ -144,7 +101,7 @@ def create_app(settings: VoteSettings | None = None) -> Starlette:
             Route("/readyz", healthz),
             http_metrics.metrics_route,
             openapi.route(HERE / "openapi.yaml", open_option_ids),
-            Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+            Mount(PREFIX, assets, name="static"),
         ],
         lifespan=lifespan,
         proxies=TrustedProxies(settings.trusted_proxies),

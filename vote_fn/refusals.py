@@ -1,5 +1,5 @@
 """Why a vote was not queued: one answer per cause (common/refusals.py's Refused), rendered
-as JSON by the API and as the vote page by the form (vote_fn/api.py, vote_fn/app.py). The
+as JSON by the API and as the vote page by the form (vote_fn/api.py, vote_fn/pages.py). The
 body's own refusals are raised where it is read (vote_fn/ballot.py).
 
 Every refusal is counted by its reason (``vote_votes_rejected_total``) where it is raised
