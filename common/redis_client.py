@@ -2,6 +2,12 @@
 
 Timeouts are short and retries few, so that a dependency that is down turns into a
 fast 503 instead of a hang. A retried push is harmless: each vote carries its id.
+
+The cluster client reads its slot map again only after one of its own commands failed
+with a connection error or its own timeout (ARCHITECTURE.md, "The cloud"). A caller that
+gives a command up first, on a deadline of its own, leaves it talking to a hung primary
+long after a replica took over: the socket timeout must end a command before any deadline
+around it does (vote_fn bounds REDIS_TIMEOUT_SECONDS by its push's deadline).
 """
 
 from __future__ import annotations
@@ -25,11 +31,13 @@ class RedisSettings:
     timeout_s: float
 
     @classmethod
-    def from_env(cls, env: Env, *, default_timeout_s: float) -> RedisSettings:
+    def from_env(cls, env: Env, *, default_timeout_s: float,
+                 max_timeout_s: float = 60) -> RedisSettings:
         return cls(
             url=env.url("REDIS_URL", ("redis", "rediss", "unix")),
             cluster=env.boolean("REDIS_CLUSTER", False),
-            timeout_s=env.number("REDIS_TIMEOUT_SECONDS", default_timeout_s, low=0.05, high=60),
+            timeout_s=env.number("REDIS_TIMEOUT_SECONDS", default_timeout_s, low=0.05,
+                                 high=max_timeout_s),
         )
 
 

@@ -18,7 +18,13 @@ a TimeoutError (a 503). One timer per round trip enforces it: a round trip is gi
 at the deadline of the oldest vote it carries. Votes are sent in arrival order, so a
 round trip never runs past the deadline of a vote still waiting for the next one, and
 no vote waits longer than its own deadline. (A timer per vote cost ~13 % of vote_fn's
-throughput under load.)
+throughput under load.) The client's own timeout must end a round trip before that
+timer does: only its own errors make the cluster client read the slot map again, so a
+deadline that fires first keeps the pushes going to a primary that hangs after its
+replica took over (common/redis_client.py). vote_fn's settings bound the client's
+timeout to half the deadline: a round trip starts with at least that much left.
+
+``check()`` makes the same round trip with no votes: /healthz answers what a push would.
 """
 
 from __future__ import annotations
@@ -140,3 +146,9 @@ class VoteQueue:
         if self._limits is None:
             return [0] * len(batch)
         return [int(wait) for wait in answer]
+
+    async def check(self) -> None:
+        """Return once a round trip like a push's, pushing nothing, went through in time;
+        raise as a push would (RedisError, TimeoutError)."""
+        async with asyncio.timeout(self._deadline_s):
+            await self._push(keys=[keys.QUEUE, keys.OPEN_POLL], args=["", *self._limit_args])

@@ -12,6 +12,7 @@ from common.polls import Poll
 from common.proxies import DEFAULT_TRUSTED, Network, parse_trusted
 from common.redis_client import RedisSettings
 from common.settings import Env, SettingsError, admin_token
+from vote_fn.queue import DEADLINE_S
 from vote_fn.ratelimit import Limits, RateLimit
 from vote_fn.voter import SigningKey, parse_keys
 
@@ -50,9 +51,12 @@ class VoteSettings:
         if votes:
             limits = Limits(RateLimit(votes, votes, window_s),
                             RateLimit(new_voters, new_burst, window_s) if new_voters else None)
+        # At most half the push's deadline: a round trip starts with at least that much of
+        # it left, so the client's own timeout ends it first (vote_fn/queue.py).
+        redis = RedisSettings.from_env(env, default_timeout_s=0.2, max_timeout_s=DEADLINE_S / 2)
         return cls(
             first_poll=env.first_poll(),
-            redis=RedisSettings.from_env(env, default_timeout_s=0.5),
+            redis=redis,
             keys=keys,
             instance_id=env.raw("INSTANCE_ID", f"{socket.gethostname()}-{os.getpid()}"),
             limits=limits,
