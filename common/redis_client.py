@@ -41,9 +41,10 @@ class RedisSettings:
         )
 
 
-def open_redis(settings: RedisSettings) -> RedisClient:
-    """Create the client; it connects lazily, on the first command."""
-    retry = Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), retries=1,
+def open_redis(settings: RedisSettings, *, retries: int = 1) -> RedisClient:
+    """Create the client; it connects lazily, on the first command. ``retries``: how many
+    times a command that failed on its connection is sent again."""
+    retry = Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), retries=retries,
                   supported_errors=(ConnectionError, TimeoutError))
     if settings.cluster:
         return RedisCluster.from_url(

@@ -119,11 +119,12 @@ def create_app(settings: VoteSettings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
-        redis = open_redis(settings.redis)
+        # A client that waits for replicas must not retry (vote_fn/queue.py says why).
+        redis = open_redis(settings.redis, retries=0 if settings.wait else 1)
         try:
             async with PollBook(redis, settings.first_poll,
                                 presenter=settings.admin_token is not None) as polls:
-                queue = VoteQueue(redis, settings.limits)
+                queue = VoteQueue(redis, settings.limits, wait=settings.wait)
                 voting = Voting(polls, VoterIds(settings.keys), queue)
                 yield {"settings": settings, "polls": polls, "voting": voting, "queue": queue,
                        "templates": Jinja2Templates(directory=HERE / "templates"),
