@@ -19,7 +19,7 @@ class FunctionSpec:
 
 COMMON = ("LOG_FORMAT",)
 FIRST_POLL = ("POLL_QUESTION", "VOTE_OPTIONS")
-REDIS = ("REDIS_URL", "REDIS_CLUSTER", "REDIS_TIMEOUT_SECONDS")
+REDIS = ("REDIS_URL", "REDIS_CLUSTER", "REDIS_TIMEOUT_SECONDS", "REDIS_CA_FILE")
 
 FUNCTIONS = (
     FunctionSpec("vote", "vote_fn", "vote_fn.app:create_app", "/healthz",
