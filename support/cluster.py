@@ -46,12 +46,11 @@ class Cluster:
     tls: Tls | None = None
 
     @classmethod
-    def start(cls, base: Path, *, replicas: int = 1, node_timeout_ms: int = NODE_TIMEOUT_MS,
-              tls: Tls | None = None, server_bin: str | None = None,
-              cli: str | None = None) -> Cluster:
+    def start(cls, base: Path, *, replicas: int = 1, tls: Tls | None = None,
+              server_bin: str | None = None, cli: str | None = None) -> Cluster:
         """Start the nodes (``server_bin``, ``cli``: another server and its client, e.g.
         Debian's redis-server, whose build has TLS) and join them."""
-        args = ["--cluster-node-timeout", str(node_timeout_ms)]
+        args = ["--cluster-node-timeout", str(NODE_TIMEOUT_MS)]
         if server_bin is not None:
             args += ["--server-bin", server_bin]
         if tls is not None:
