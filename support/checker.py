@@ -22,11 +22,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import psycopg
-import redis
 
 from common.event import VoteEvent
 from support.functions import drain
-from support.stores import drained, tally
+from support.stores import drained, store_client, tally
 from support.waits import wait_until
 
 
@@ -138,7 +137,7 @@ def assert_exact(outcome: Outcome) -> None:
 def final_read(env: Mapping[str, str], timeout_s: float = 90) -> Counted:
     """Heal: run the real drain command until the queue is empty and no claim is left
     (a claim of a killed drain comes back once its lease expires); then read."""
-    client = redis.Redis.from_url(env["REDIS_URL"], socket_timeout=5)
+    client = store_client(env)
 
     def drain_all() -> bool:
         drain(env, budget_s=30)

@@ -15,7 +15,7 @@ import psutil
 import psycopg
 import redis
 
-from local.servers import database_url, free_port, redis_url
+from local.servers import Tls, database_url, free_port, redis_url
 from support.processes import kill, spawn, stop, wait_ready
 
 
@@ -29,6 +29,7 @@ class ServerProcess:
     data_dir: Path
     port: int
     extra_args: tuple[str, ...] = ()  # for local.servers, e.g. ("--appendfsync", "always")
+    ca_file: Path | None = None  # a TLS Valkey's: what verifies its certificate
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -45,7 +46,11 @@ class ServerProcess:
 
     def answers(self) -> bool:
         if self.kind == "valkey":
-            with redis.Redis.from_url(self.url, socket_timeout=1) as client:
+            # Whether it answers; whether its certificate names it is for the tests to say.
+            options: dict[str, object] = {}
+            if self.ca_file:
+                options = {"ssl_ca_certs": str(self.ca_file), "ssl_check_hostname": False}
+            with redis.Redis.from_url(self.url, socket_timeout=1, **options) as client:
                 return bool(client.ping())
         with psycopg.connect(self.url, connect_timeout=1) as conn:
             return conn.execute("SELECT 1").fetchone() == (1,)
@@ -77,6 +82,24 @@ def start_valkey(base: Path, *extra_args: str) -> ServerProcess:
 def start_postgres(base: Path) -> ServerProcess:
     port = free_port()
     return ServerProcess("postgres", database_url(port), base / f"postgres-{port}", port).start()
+
+
+def start_tls_redis(base: Path, tls: Tls, server_bin: str) -> ServerProcess:
+    """A Redis-compatible server (``server_bin``: the wheel's Valkey has no TLS) that
+    speaks TLS only, with ``tls``'s certificate."""
+    port = free_port()
+    return ServerProcess("valkey", f"rediss://127.0.0.1:{port}/0", base / f"valkey-tls-{port}",
+                         port, ("--server-bin", server_bin, "--tls", str(tls.cert),
+                                str(tls.key), str(tls.ca)), tls.ca).start()
+
+
+def start_tls_postgres(base: Path, tls: Tls, bin_dir: Path) -> ServerProcess:
+    """PostgreSQL from ``bin_dir`` (the wheel's has no TLS) accepting TLS with ``tls``'s
+    certificate; its URL leaves the sslmode to the caller."""
+    port = free_port()
+    return ServerProcess("postgres", database_url(port), base / f"postgres-tls-{port}", port,
+                         ("--bin-dir", str(bin_dir), "--ssl", str(tls.cert), str(tls.key))
+                         ).start()
 
 
 def env_url(name: str) -> str | None:

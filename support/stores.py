@@ -3,12 +3,24 @@ never through the code under test."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import psycopg
 import redis
 
 from common import keys
 
 Conn = psycopg.Connection[tuple[object, ...]]
+Store = redis.Redis | redis.RedisCluster
+
+
+def store_client(env: Mapping[str, str]) -> Store:
+    """A plain client of the Valkey a function's environment names: a cluster client
+    with ``REDIS_CLUSTER``, verifying a TLS server with ``REDIS_CA_FILE``."""
+    options = {"ssl_ca_certs": env["REDIS_CA_FILE"]} if env.get("REDIS_CA_FILE") else {}
+    if env.get("REDIS_CLUSTER") == "true":
+        return redis.RedisCluster.from_url(env["REDIS_URL"], socket_timeout=5, **options)
+    return redis.Redis.from_url(env["REDIS_URL"], socket_timeout=5, **options)
 
 
 def tally(conn: Conn) -> dict[str, int]:
@@ -38,7 +50,7 @@ def ballot_count(url: str) -> int:
     return row[0]
 
 
-def drained(client: redis.Redis) -> bool:
+def drained(client: Store) -> bool:
     """The queue is empty and no drain holds a claim."""
     return client.llen(keys.QUEUE) == 0 and client.scard(keys.CLAIMS) == 0
 

@@ -8,10 +8,9 @@ import random
 import signal
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
@@ -27,13 +26,13 @@ from common.redis_client import RedisSettings, open_redis
 from support.checker import History, Outcome, assert_exact, check, final_read
 from support.functions import FunctionProcess
 from support.http import no_cookies
+from support.load import OPTION_IDS, VoteLoad
 from support.servers import ServerProcess, start_valkey
 from support.waits import wait_for
 from tests.conftest import POLLS
 from vote_fn.queue import VoteQueue
 
 Conn = psycopg.Connection[tuple[object, ...]]
-OPTION_IDS = ("cats", "dogs")
 ACKS_PER_PHASE = 1000  # acknowledged votes before the fault, and again after the heal
 ERRORS_WHILE_DOWN = 20  # refused or failed votes seen while the fault lasts
 Track = Callable[[ServerProcess | FunctionProcess], None]  # stops it at the end of the test
@@ -48,53 +47,6 @@ def processes() -> Iterator[Track]:
         if process.process is not None and process.process.poll() is None:
             process.process.send_signal(signal.SIGCONT)  # in case a test left it frozen
         process.stop()
-
-
-@dataclass
-class VoteLoad:
-    """Clients posting votes through vote_fn, each a new voter with its own vote id,
-    recording in ``history`` what each was told."""
-
-    url: str
-    history: History = field(default_factory=History)
-    statuses: Counter[str] = field(default_factory=Counter)
-    concurrency: int = 16
-    limit: int = 40_000  # bounds the run whatever happens
-
-    def __post_init__(self) -> None:
-        self.stopping = anyio.Event()
-
-    @property
-    def errors(self) -> int:
-        return len(self.history.indeterminate) + len(self.history.failed)
-
-    async def run(self) -> None:
-        limits = httpx.Limits(max_connections=self.concurrency)
-        async with httpx.AsyncClient(base_url=self.url, timeout=10, limits=limits,
-                                     cookies=no_cookies()) as client, \
-                anyio.create_task_group() as group:
-            for n in range(self.concurrency):
-                group.start_soon(self._client, client, random.Random(n))
-
-    async def _client(self, client: httpx.AsyncClient, rng: random.Random) -> None:
-        while not self.stopping.is_set() and self.history.sent < self.limit:
-            vote_id, option = uuid.uuid4().hex, rng.choice(OPTION_IDS)
-            try:
-                response = await client.post("/api/vote",
-                                             json={"vote": option, "vote_id": vote_id})
-            except httpx.ConnectError:  # never reached vote_fn: must not be counted
-                self.history.failed[vote_id] = option
-                self.statuses["refused"] += 1
-            except httpx.TransportError as error:  # sent, answer lost: may be counted
-                self.history.indeterminate[vote_id] = option
-                self.statuses[type(error).__name__] += 1
-            else:
-                self.statuses[str(response.status_code)] += 1
-                if response.status_code == 202:
-                    self.history.acknowledged[vote_id] = option
-                    continue
-                self.history.indeterminate[vote_id] = option
-            await anyio.sleep(0.01)  # a client backs off a little after an error
 
 
 @dataclass

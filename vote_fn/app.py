@@ -7,7 +7,6 @@ common/edge.py.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,14 +24,14 @@ from common.assets import PREFIX, Assets, page_templates
 from common.edge import Direct, FunctionApp, json_answer
 from common.logs import configure_logging
 from common.proxies import TrustedProxies
-from common.redis_client import RedisClient, open_redis
+from common.redis_client import open_redis
 from common.settings import exit_on_error
 from vote_fn.admin import close_poll, create_poll, current_poll, open_poll
 from vote_fn.api import PATH, vote_api
 from vote_fn.casting import Voting
 from vote_fn.pages import admin_page, page_policy, show, vote_form
 from vote_fn.polls import PollBook
-from vote_fn.queue import DEADLINE_S, VoteQueue
+from vote_fn.queue import VoteQueue
 from vote_fn.refusals import RETRY_UNAVAILABLE_S
 from vote_fn.settings import VoteSettings
 from vote_fn.voter import VoterIds
@@ -44,17 +43,19 @@ class State(TypedDict):
     settings: VoteSettings
     polls: PollBook
     voting: Voting
-    redis: RedisClient
+    queue: VoteQueue
     templates: Jinja2Templates
     page_policy: dict[str, str]
 
 
 async def healthz(request: Request) -> Response:
-    """vote_fn can do its one job only while Redis answers, so health includes Redis."""
-    redis: RedisClient = request.state.redis
+    """vote_fn can do its one job only while a vote can be queued, so health is a push of
+    no votes: the same round trip, to the node that holds the queue, within the same
+    deadline. (In cluster mode a PING goes to some other node, which answers while the
+    queue's primary hangs.)"""
+    queue: VoteQueue = request.state.queue
     try:
-        async with asyncio.timeout(DEADLINE_S):
-            await redis.ping()
+        await queue.check()
     except (RedisError, TimeoutError) as error:
         return json_answer({"status": "unavailable", "redis": str(error) or "no answer in time"},
                            503, {"Retry-After": str(RETRY_UNAVAILABLE_S)})
@@ -74,13 +75,14 @@ def create_app(settings: VoteSettings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
-        redis = open_redis(settings.redis)
+        # A client that waits for replicas must not retry (vote_fn/queue.py says why).
+        redis = open_redis(settings.redis, retries=0 if settings.wait else 1)
         try:
             async with PollBook(redis, settings.first_poll,
                                 presenter=settings.admin_token is not None) as polls:
-                voting = Voting(polls, VoterIds(settings.keys),
-                                VoteQueue(redis, settings.limits))
-                yield {"settings": settings, "polls": polls, "voting": voting, "redis": redis,
+                queue = VoteQueue(redis, settings.limits, wait=settings.wait)
+                voting = Voting(polls, VoterIds(settings.keys), queue)
+                yield {"settings": settings, "polls": polls, "voting": voting, "queue": queue,
                        "templates": page_templates(HERE / "templates", assets),
                        "page_policy": page_policy(settings.results_url)}
         finally:

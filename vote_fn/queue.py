@@ -18,13 +18,34 @@ a TimeoutError (a 503). One timer per round trip enforces it: a round trip is gi
 at the deadline of the oldest vote it carries. Votes are sent in arrival order, so a
 round trip never runs past the deadline of a vote still waiting for the next one, and
 no vote waits longer than its own deadline. (A timer per vote cost ~13 % of vote_fn's
-throughput under load.)
+throughput under load.) The client's own timeout must end a round trip before that
+timer does: only its own errors make the cluster client read the slot map again, so a
+deadline that fires first keeps the pushes going to a primary that hangs after its
+replica took over (common/redis_client.py). vote_fn's settings bound the client's
+timeout to half the deadline: a round trip starts with at least that much left.
+
+With ``wait`` (VOTE_WAIT_REPLICAS) the round trip also waits for replicas to hold the
+votes before they are acknowledged: WAIT follows the script in one pipeline. WAIT
+counts the replicas that hold the writes of its own connection, so it must follow the
+push on that connection: redis-py's cluster pipeline sends both to the node that holds
+the queue (``target_nodes``) on one of its connections, and is told to follow no
+redirection (it would send the push alone, to another node). Nor may the client retry
+it: a retried cluster pipeline sends each command where it would go on its own, WAIT
+to the client's default node, which would confirm a push it never saw; vote_fn opens
+its client without retries when it waits. Too few replicas in time (WAIT's own timeout
+is half the client's) is a 503 whose votes are queued on the primary: they may still be
+counted, or be lost with the primary (RELIABILITY.md).
+
+``check()`` makes the same round trip with no votes: /healthz answers what a push would.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import NamedTuple
+from typing import Any, NamedTuple
+
+from redis.asyncio import RedisCluster
+from redis.exceptions import RedisError
 
 from common import keys
 from common.commands import script_room
@@ -54,6 +75,16 @@ class PollClosed(Exception):
     """The vote's poll is not open (any more): nothing was queued."""
 
 
+class NotReplicated(RedisError):
+    """Fewer replicas than asked for confirmed the round trip in time. Its votes are
+    queued on the primary: they may still be counted, or lost if the primary dies."""
+
+
+class ReplicaWait(NamedTuple):
+    replicas: int  # replicas that must hold a vote before it is acknowledged
+    timeout_ms: int  # WAIT's own timeout: below the client's, so WAIT answers first
+
+
 class Waiting(NamedTuple):
     payload: bytes
     poll: str
@@ -64,11 +95,13 @@ class Waiting(NamedTuple):
 
 class VoteQueue:
     def __init__(self, redis: RedisClient, limits: Limits | None = None,
-                 deadline_s: float = DEADLINE_S) -> None:
+                 deadline_s: float = DEADLINE_S, wait: ReplicaWait | None = None) -> None:
         self._redis = redis
         self._limits = limits
         self._deadline_s = deadline_s
-        self._push = redis.register_script(CHECK_AND_PUSH if limits else PUSH_IF_OPEN)
+        self._wait = wait
+        self._source = CHECK_AND_PUSH if limits else PUSH_IF_OPEN
+        self._push = redis.register_script(self._source)
         self._limit_args = limits.script_args() if limits else ()
         self._max_votes = LIMITED_MAX_VOTES if limits else PLAIN_MAX_VOTES  # per round trip
         self._waiting: list[Waiting] = []
@@ -134,9 +167,51 @@ class VoteQueue:
             if (charge := waiting.charge) is not None:
                 index = limit_keys.setdefault(charge.key, len(limit_keys) + 3) * charge.sign
             args += [index, waiting.payload]
-        answer = await self._push(keys=[keys.QUEUE, keys.OPEN_POLL, *limit_keys], args=args)
+        answer = await self._round_trip([keys.QUEUE, keys.OPEN_POLL, *limit_keys], args)
         if answer == POLL_CLOSED:
             return [POLL_CLOSED] * len(batch)
         if self._limits is None:
             return [0] * len(batch)
         return [int(wait) for wait in answer]
+
+    async def check(self) -> None:
+        """Return once a round trip like a push's, pushing nothing, went through in time;
+        raise as a push would (RedisError, NotReplicated, TimeoutError)."""
+        async with asyncio.timeout(self._deadline_s):
+            await self._round_trip([keys.QUEUE, keys.OPEN_POLL], ["", *self._limit_args])
+
+    async def _round_trip(self, script_keys: list[str], args: list[bytes | str | int]) -> Any:
+        """The script's answer; with ``wait``, once the replicas hold what it pushed."""
+        if self._wait is None:
+            return await self._push(keys=script_keys, args=args)
+        push = ("EVAL", self._source, len(script_keys), *script_keys, *args)
+        wait = ("WAIT", self._wait.replicas, self._wait.timeout_ms)
+        if isinstance(self._redis, RedisCluster):
+            answer, replicas = await self._on_queue_node(push, wait)
+        else:
+            # Not a transaction: inside MULTI, WAIT answers at once, without waiting.
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.execute_command(*push)
+                pipe.execute_command(*wait)
+                answer, replicas = await pipe.execute()
+        if replicas < self._wait.replicas:
+            raise NotReplicated(f"{replicas} of {self._wait.replicas} replicas confirmed the "
+                                f"push within {self._wait.timeout_ms} ms")
+        return answer
+
+    async def _on_queue_node(self, *commands: tuple[Any, ...]) -> list[Any]:
+        """Send ``commands`` in one pipeline on one connection of the node that holds the
+        queue; after a failure, read the slot map again (as the client does after its own
+        errors) before the next round trip."""
+        cluster = self._redis
+        assert isinstance(cluster, RedisCluster)
+        try:
+            await cluster.initialize()  # a no-op unless the slot map is to be read again
+            node = cluster.get_node_from_key(keys.QUEUE)
+            pipe = cluster.pipeline()
+            for command in commands:
+                pipe.execute_command(*command, target_nodes=node)
+            return await pipe.execute(allow_redirections=False)
+        except RedisError:
+            await cluster.aclose()  # the client reads the slot map again on its next use
+            raise

@@ -12,6 +12,7 @@ from common.polls import Poll
 from common.proxies import DEFAULT_TRUSTED, Network, parse_trusted
 from common.redis_client import RedisSettings
 from common.settings import Env, SettingsError, admin_token
+from vote_fn.queue import DEADLINE_S, ReplicaWait
 from vote_fn.ratelimit import Limits, RateLimit
 from vote_fn.voter import SigningKey, parse_keys
 
@@ -27,6 +28,7 @@ class VoteSettings:
     results_url: str = ""  # result_fn's public URL: the page links to it and polls receipts
     log_format: str = "json"
     admin_token: str | None = None  # turns on the presenter's API and page (vote_fn/admin.py)
+    wait: ReplicaWait | None = None  # replicas that hold a vote before its 202; None: none
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> VoteSettings:
@@ -50,9 +52,13 @@ class VoteSettings:
         if votes:
             limits = Limits(RateLimit(votes, votes, window_s),
                             RateLimit(new_voters, new_burst, window_s) if new_voters else None)
+        # At most half the push's deadline: a round trip starts with at least that much of
+        # it left, so the client's own timeout ends it first (vote_fn/queue.py).
+        redis = RedisSettings.from_env(env, default_timeout_s=0.2, max_timeout_s=DEADLINE_S / 2)
+        replicas = env.integer("VOTE_WAIT_REPLICAS", 0, low=0, high=5)
         return cls(
             first_poll=env.first_poll(),
-            redis=RedisSettings.from_env(env, default_timeout_s=0.5),
+            redis=redis,
             keys=keys,
             instance_id=env.raw("INSTANCE_ID", f"{socket.gethostname()}-{os.getpid()}"),
             limits=limits,
@@ -60,4 +66,5 @@ class VoteSettings:
             results_url=results_url,
             log_format=log_format(env),
             admin_token=admin_token(env, "ADMIN_TOKEN"),
+            wait=ReplicaWait(replicas, round(redis.timeout_s * 500)) if replicas else None,
         )
