@@ -94,6 +94,7 @@ class Claims:
         self._give_back = redis.register_script(_GIVE_BACK)
         self._numbers = itertools.count()
         self.outstanding: set[str] = set()  # batches claimed and not yet released
+        self.closed = False  # shutting down: claim nothing more
 
     def _keys(self, batch_id: str) -> list[str]:
         return [keys.QUEUE, keys.processing(batch_id), keys.lease(keys.batch_owner(batch_id)),
@@ -103,8 +104,11 @@ class Claims:
         return f"{self.owner}:{next(self._numbers)}"
 
     async def claim(self, count: int) -> Batch:
-        """Move up to ``count`` of the oldest votes into a new processing list of ours."""
+        """Move up to ``count`` of the oldest votes into a new processing list of ours
+        (none once closed)."""
         batch_id = self._new_id()
+        if self.closed:
+            return Batch(batch_id, [], 0)
         self.outstanding.add(batch_id)
         depth, items = await self._claim(keys=self._keys(batch_id),
                                          args=[batch_id, self._lease_ms, count])
@@ -114,6 +118,8 @@ class Claims:
 
     async def wait_for_one(self, timeout_s: float) -> Batch | None:
         """Block until a vote arrives (claiming it) or the timeout passes."""
+        if self.closed:
+            return None
         batch_id = self._new_id()
         self.outstanding.add(batch_id)
         await self._register(keys=[keys.lease(self.owner), keys.CLAIMS],

@@ -84,10 +84,14 @@ class Drain:
         self._limits = limits
         self._prepared = False  # the schema and the options' tally rows (once a process)
 
-    async def run(self) -> DrainReport:
+    def claims(self) -> Claims:
+        """The claims of a new drain: they name its owner and lease."""
+        return Claims(self._redis, uuid.uuid4().hex, self._limits.lease_s)
+
+    async def run(self, claims: Claims | None = None) -> DrainReport:
         started = time.monotonic()
         deadline = started + self._limits.budget_s
-        claims = Claims(self._redis, uuid.uuid4().hex, self._limits.lease_s)
+        claims = claims or self.claims()
         report = DrainReport(owner=claims.owner)
         try:
             report.recovered = await claims.recover_abandoned()
@@ -111,7 +115,7 @@ class Drain:
         batch = await claims.claim(self._limits.batch_max)
         while not batch.items:
             remaining = deadline - time.monotonic()
-            if not self._limits.wait_for_votes or remaining <= 0.01:
+            if not self._limits.wait_for_votes or remaining <= 0.01 or claims.closed:
                 return None
             await self._heartbeat()
             first = await claims.wait_for_one(min(_IDLE_WAIT_S, remaining))
@@ -181,18 +185,26 @@ class Drain:
                         "lease expires: %s", claims.owner, error)
 
     async def _apply(self, group: Group) -> int:
+        """Apply a group in one transaction. A cancellation (shutdown) does not cut the
+        transaction off: psycopg, cancelled in the middle of a COPY, could wait for the
+        COPY's end for good (seen: every other SIGTERM mid-drain left the claims to their
+        lease). The drain hands its claims back at once; the transaction commits or fails
+        by itself meanwhile, and replaying a committed group changes nothing."""
         started = time.monotonic()
-        async with self._connection(timeout_s=5.0) as conn:
-            changed = await apply_batch(
-                conn, group.rows, votes=group.votes, queued=group.queued_after,
-                poll_events=group.poll_events,
-                before_commit=lambda: self._failpoint("mid_transaction"))
+        changed = await asyncio.shield(self._transaction(group))
         if group.oldest_ms is not None:
             metrics.BATCHES.inc()
             metrics.APPLIED.inc(changed)
             metrics.BATCH_SECONDS.observe(time.monotonic() - started)
             metrics.LAG_SECONDS.observe(max(0.0, time.time() - group.oldest_ms / 1000))
         return changed
+
+    async def _transaction(self, group: Group) -> int:
+        async with self._connection(timeout_s=5.0) as conn:
+            return await apply_batch(
+                conn, group.rows, votes=group.votes, queued=group.queued_after,
+                poll_events=group.poll_events,
+                before_commit=lambda: self._failpoint("mid_transaction"))
 
     @contextlib.asynccontextmanager
     async def _connection(self, timeout_s: float) -> AsyncIterator[AsyncConnection[TupleRow]]:
