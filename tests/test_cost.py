@@ -17,12 +17,6 @@ from support import REPO
 RESULTS = REPO / "docs" / "bench-results.json"
 DEPLOY = REPO / "docs" / "DEPLOY.md"
 TEMPLATE = REPO / "template.yaml"
-# Until a full run with the cost figures is committed: then `python -m bench.cost --write
-# docs/DEPLOY.md`, and remove this mark (strict: these tests then pass, and the mark fails).
-PREDATES_COST_FIGURES = pytest.mark.xfail(
-    raises=CostError, strict=True,
-    reason="docs/bench-results.json predates bytes_per_event, connect_bytes and "
-           "cpu_seconds_per_vote; the next full run (make bench) has them")
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +32,6 @@ def measured(**changes: float) -> Measured:
     return dataclasses.replace(figures, **changes)
 
 
-@PREDATES_COST_FIGURES
 def test_the_deploy_guide_holds_what_the_script_prints(cloud: Cloud) -> None:
     """docs/DEPLOY.md's tables are bench.cost's output for docs/bench-results.json (after a
     new run: `python -m bench.cost --write docs/DEPLOY.md`)."""
@@ -46,7 +39,6 @@ def test_the_deploy_guide_holds_what_the_script_prints(cloud: Cloud) -> None:
     assert cost.replace_section(DEPLOY.read_text(), section) == DEPLOY.read_text()
 
 
-@PREDATES_COST_FIGURES
 def test_service_mode_meets_the_cost_target(cloud: Cloud) -> None:
     """At the template's defaults a viewer-hour in service mode costs at most $0.10 a
     thousand, with the bytes and the viewers per process the last full run measured."""
@@ -55,7 +47,6 @@ def test_service_mode_meets_the_cost_target(cloud: Cloud) -> None:
         cost.TARGET_PER_1000_VIEWER_HOURS)
 
 
-@PREDATES_COST_FIGURES
 def test_a_task_holds_no_more_viewers_than_were_measured(cloud: Cloud) -> None:
     """STREAM_MAX_SUBSCRIBERS is at most the fan-out's subscribers at p99 < 250 ms, and
     autoscaling aims below it."""

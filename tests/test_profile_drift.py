@@ -313,3 +313,22 @@ def test_compose_starts_each_service_after_its_dependencies_are_healthy(
         assert "healthcheck" in service and service["restart"] == "unless-stopped", name
         for dependency in service.get("depends_on", {}).values():
             assert dependency == {"condition": "service_healthy"}, name
+
+
+def test_the_first_poll_is_described_the_same_everywhere(template: dict[str, Any],
+                                                         compose: dict[str, Any]) -> None:
+    """vote_fn and worker_fn both create the first poll (whichever starts first), so each
+    gets every one of its settings, in the template and in compose, from the same source:
+    a question given to one and not the other would describe two different first polls."""
+    functions = functions_in(template)
+    given = {"template": {spec.name: functions[logical_id(spec)]["Properties"]["Environment"]
+                          ["Variables"] for spec in profile.FUNCTIONS},
+             "compose": {spec.name: compose["services"][spec.name]["environment"]
+                         for spec in profile.FUNCTIONS}}
+    for where, variables in given.items():
+        for spec in profile.FUNCTIONS:
+            reads = set(profile.FIRST_POLL) <= set(spec.settings)
+            assert (set(profile.FIRST_POLL) <= set(variables[spec.name])) is reads, (
+                where, spec.name)
+        for setting in profile.FIRST_POLL:
+            assert variables["vote"][setting] == variables["worker"][setting], (where, setting)
