@@ -22,6 +22,7 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 from starlette.responses import Response
+from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import Scope
@@ -59,9 +60,13 @@ class Assets(StaticFiles):
         return response
 
 
-def page_templates(directory: Path, assets: Assets) -> Jinja2Templates:
-    """A function's templates (``directory``, then the common ones), which link static files
-    with ``{{ asset("name") }}``."""
-    templates = Jinja2Templates(directory=[directory, COMMON_TEMPLATES])
-    templates.env.globals["asset"] = assets.url
-    return templates
+class Pages:
+    """A function's pages: its templates (``<package>/templates``, then the common ones),
+    which link static files with ``{{ asset("name") }}``, and its static files
+    (``<package>/static``, then common/static), served by ``route`` under PREFIX."""
+
+    def __init__(self, package: Path) -> None:
+        self.assets = Assets(package / "static")
+        self.templates = Jinja2Templates(directory=[package / "templates", COMMON_TEMPLATES])
+        self.templates.env.globals["asset"] = self.assets.url
+        self.route = Mount(PREFIX, self.assets, name="static")

@@ -20,12 +20,12 @@ import psycopg
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route
+from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 from starlette.types import Receive, Scope, Send
 
 from common import http_metrics, openapi
-from common.assets import PREFIX, Assets, page_templates
+from common.assets import Pages
 from common.database import open_pool
 from common.edge import Direct, FunctionApp, json_answer
 from common.event import is_vote_id, is_voter_id
@@ -56,6 +56,7 @@ from result_fn.settings import ResultSettings
 from result_fn.stream import LiveStream
 
 HERE = Path(__file__).parent
+PAGES = Pages(HERE)  # its templates and static files
 NAME = "result_fn"  # in logs, metrics and pg_stat_activity
 # The page's own policy; the edge adds the other security headers.
 PAGE_POLICY = {
@@ -214,7 +215,6 @@ async def readyz(request: Request) -> Response:
 def create_app(settings: ResultSettings | None = None) -> Starlette:
     settings = settings or exit_on_error(ResultSettings.from_env)
     configure_logging(settings.log_format, "result")
-    assets = Assets(HERE / "static")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
@@ -231,7 +231,7 @@ def create_app(settings: ResultSettings | None = None) -> Starlette:
                 tune_gc(STREAMING_THRESHOLD)
                 yield {"settings": settings, "reader": reader, "broadcaster": broadcaster,
                        "streams_per_client": StreamsPerClient(settings.max_streams_per_client),
-                       "templates": page_templates(HERE / "templates", assets),
+                       "templates": PAGES.templates,
                        "join": JoinCode(settings.vote_url)}
 
     return FunctionApp(
@@ -249,7 +249,7 @@ def create_app(settings: ResultSettings | None = None) -> Starlette:
             Route("/readyz", readyz),
             http_metrics.metrics_route,
             openapi.route(HERE / "openapi.yaml"),
-            Mount(PREFIX, assets, name="static"),
+            PAGES.route,
         ],
         lifespan=lifespan,
         proxies=TrustedProxies(settings.trusted_proxies),

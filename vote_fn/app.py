@@ -16,11 +16,11 @@ from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route
+from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from common import http_metrics, openapi
-from common.assets import PREFIX, Assets, page_templates
+from common.assets import Pages
 from common.edge import Direct, FunctionApp, json_answer
 from common.logs import configure_logging
 from common.proxies import TrustedProxies
@@ -37,6 +37,7 @@ from vote_fn.settings import VoteSettings
 from vote_fn.voter import VoterIds
 
 HERE = Path(__file__).parent
+PAGES = Pages(HERE)  # its templates and static files
 
 
 class State(TypedDict):
@@ -71,7 +72,6 @@ def open_option_ids(request: Request) -> tuple[str, ...]:
 def create_app(settings: VoteSettings | None = None) -> Starlette:
     settings = settings or exit_on_error(VoteSettings.from_env)
     configure_logging(settings.log_format, "vote")
-    assets = Assets(HERE / "static")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
@@ -83,7 +83,7 @@ def create_app(settings: VoteSettings | None = None) -> Starlette:
                 queue = VoteQueue(redis, settings.limits, wait=settings.wait)
                 voting = Voting(polls, VoterIds(settings.keys), queue)
                 yield {"settings": settings, "polls": polls, "voting": voting, "queue": queue,
-                       "templates": page_templates(HERE / "templates", assets),
+                       "templates": PAGES.templates,
                        "page_policy": page_policy(settings.results_url)}
         finally:
             await redis.aclose()
@@ -103,7 +103,7 @@ def create_app(settings: VoteSettings | None = None) -> Starlette:
             Route("/readyz", healthz),
             http_metrics.metrics_route,
             openapi.route(HERE / "openapi.yaml", open_option_ids),
-            Mount(PREFIX, assets, name="static"),
+            PAGES.route,
         ],
         lifespan=lifespan,
         proxies=TrustedProxies(settings.trusted_proxies),
