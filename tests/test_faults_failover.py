@@ -3,10 +3,12 @@ each) loses the primary that holds the queue, frozen (SIGSTOP: a hung host, whic
 nothing and refuses nothing) or killed, under a steady vote load. vote_fn answers 503
 with Retry-After for no longer than the replica's promotion plus a second, then takes
 votes again without a restart, and its /healthz says so at the same times; the worker
-drains by itself; no acknowledged vote is lost or counted twice."""
+drains by itself, and its /readyz is 503 while the queue's node is gone; no acknowledged
+vote is lost or counted twice."""
 
 from __future__ import annotations
 
+import math
 import signal
 import threading
 import time
@@ -74,10 +76,10 @@ class Poller:
         self._thread.join(90)
 
 
-def health_of(vote: FunctionProcess) -> Callable[[], str]:
+def health_of(function: FunctionProcess, path: str = "/healthz") -> Callable[[], str]:
     def once() -> str:
         try:
-            response = httpx.get(f"{vote.url}/healthz", timeout=5)
+            response = httpx.get(f"{function.url}{path}", timeout=5)
         except httpx.TransportError as error:
             return type(error).__name__
         missing = response.status_code == 503 and "retry-after" not in response.headers
@@ -116,9 +118,12 @@ class Failover:
     accepted_again: float  # when the first vote after the last of those was acknowledged
     health: list[Call]
     ticks: list[Call]
+    readiness: list[Call]  # the worker's /readyz
 
     def summary(self, fault: str, load: VoteLoad) -> str:
         health_errors = [call.answered for call in self.health if call.result != "200"]
+        not_ready = [call.answered for call in self.readiness if call.result != "200"] or [
+            math.nan]
         first, last = self.vote_errors[0], self.vote_errors[-1]
         return (f"failover {fault}: promoted {self.promoted_at - self.fault_at:.2f} s after "
                 f"the fault; votes refused from {first - self.fault_at:.2f} s to "
@@ -126,7 +131,9 @@ class Failover:
                 f"promotion), accepted again from {self.accepted_again - self.fault_at:.2f} s "
                 f"({self.accepted_again - self.promoted_at:+.2f} s); /healthz 503 from "
                 f"{health_errors[0] - self.fault_at:.2f} s to "
-                f"{health_errors[-1] - self.fault_at:.2f} s; client outcomes "
+                f"{health_errors[-1] - self.fault_at:.2f} s; worker /readyz 503 from "
+                f"{not_ready[0] - self.fault_at:.2f} s to {not_ready[-1] - self.fault_at:.2f} s; "
+                f"client outcomes "
                 f"{dict(load.statuses)}")
 
 
@@ -139,7 +146,8 @@ async def vote_through_a_failover(cluster: Cluster, primary: ServerProcess,
     promotion is timed; ``heal`` (if any) runs FROZEN_S after the fault; the stream stops
     ACKS_PER_PHASE acks after the promotion."""
     acked = load.history.acknowledged
-    with Poller(health_of(vote), 0.05) as health, Poller(ticks_of(worker), 0.2) as ticks:
+    with Poller(health_of(vote), 0.05) as health, Poller(ticks_of(worker), 0.2) as ticks, \
+            Poller(health_of(worker, "/readyz"), 0.2) as readiness:
         async with anyio.create_task_group() as group:
             group.start_soon(load.run)
             await wait_for(lambda: len(acked) >= ACKS_PER_PHASE, 60, "votes acknowledged")
@@ -164,7 +172,8 @@ async def vote_through_a_failover(cluster: Cluster, primary: ServerProcess,
     assert errors, "no vote was refused: the fault did not reach vote_fn"
     accepted_again = min(t for t, status in load.answers
                          if status == "202" and t > errors[-1])
-    return Failover(fault_at, promoted_at, errors, accepted_again, health.seen, ticks.seen)
+    return Failover(fault_at, promoted_at, errors, accepted_again, health.seen, ticks.seen,
+                    readiness.seen)
 
 
 def assert_recovered_at_the_promotion(failover: Failover, load: VoteLoad) -> None:
@@ -184,6 +193,13 @@ def assert_recovered_at_the_promotion(failover: Failover, load: VoteLoad) -> Non
     # The worker drained again by itself once the replica had taken over.
     assert any(call.result.startswith("200") and not call.result.endswith("claimed=0")
                for call in failover.ticks if call.sent > promoted_at), failover.ticks
+    # The worker's readiness looked at the queue's own node: not ready while it was gone
+    # (a PING to some other node would have said 200 throughout), ready again after.
+    readiness = failover.readiness
+    assert any(call.result == "503" for call in readiness
+               if call.sent >= failover.fault_at + IN_FLIGHT_S and call.answered <= promoted_at
+               ), readiness
+    assert readiness[-1].result == "200", readiness
 
 
 @pytest.mark.anyio

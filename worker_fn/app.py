@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from common import http_metrics
+from common import http_metrics, keys
 from common.database import CONNECT_TIMEOUT_S, open_pool
 from common.edge import FunctionApp
 from common.logs import configure_logging
@@ -35,6 +35,7 @@ from worker_fn.drain import DependencyDown, Drain, DrainLimits, DrainReport
 from worker_fn.migrations import UnsupportedServer, check_server
 from worker_fn.settings import APPLICATION_NAME, WorkerSettings
 
+READY_WITHIN_S = 1.0  # /readyz: each data store answers within this, or 503
 log = logging.getLogger("worker_fn")
 
 
@@ -114,15 +115,19 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 async def readyz(request: Request) -> JSONResponse:
-    """Ready: Redis and PostgreSQL both answer."""
+    """Ready: the queue's Redis node and PostgreSQL both answer. (A cluster client sends a
+    PING to some default node, which answers while the queue's primary hangs: the length of
+    the queue is read on the node that holds it, within a second: the drain's own socket
+    timeout is longer, and a node that hangs answers nothing.)"""
     problems = {}
     try:
-        await request.state.redis.ping()
-    except RedisError as error:
-        problems["redis"] = str(error)
+        async with asyncio.timeout(READY_WITHIN_S):
+            await request.state.redis.llen(keys.QUEUE)
+    except (RedisError, TimeoutError) as error:
+        problems["redis"] = str(error) or f"no answer within {READY_WITHIN_S:g} s"
     try:
         pool: AsyncConnectionPool = request.state.pool
-        async with pool.connection(timeout=1.0) as conn:
+        async with pool.connection(timeout=READY_WITHIN_S) as conn:
             await conn.execute("SELECT 1")
     except psycopg.Error as error:
         problems["postgres"] = str(error)
