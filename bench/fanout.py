@@ -23,7 +23,14 @@ from functools import partial
 import psutil
 import psycopg
 
-from bench.harness import OPTIONS, BenchError, Processes, create_schema, percentile
+from bench.harness import (
+    OPTIONS,
+    BenchError,
+    Processes,
+    cpu_seconds,
+    create_schema,
+    percentile,
+)
 from bench.report import Figure
 from common.event import VoteEvent
 from common.polls import FIRST
@@ -114,7 +121,7 @@ async def _change(url: str, sizes: Sizes, server: psutil.Process) -> Changes:
     peak_rss = 0
     async with await psycopg.AsyncConnection.connect(url, autocommit=True,
                                                      prepare_threshold=None) as conn:
-        cpu_before, started = _cpu_seconds(server), time.monotonic()
+        cpu_before, started = cpu_seconds(server), time.monotonic()
         for n in range(sizes.changes):
             await asyncio.sleep(max(0.0, started + n * sizes.interval_s - time.monotonic()))
             marks: list[float] = []
@@ -129,18 +136,13 @@ async def _change(url: str, sizes: Sizes, server: psutil.Process) -> Changes:
             peak_rss = max(peak_rss, server.memory_info().rss)
         await asyncio.sleep(sizes.settle_s)
         wall = time.monotonic() - started
-        cpu_percent = 100 * (_cpu_seconds(server) - cpu_before) / wall
+        cpu_percent = 100 * (cpu_seconds(server) - cpu_before) / wall
     return Changes(commits, cpu_percent, max(peak_rss, server.memory_info().rss),
                    sorted(commit_ms))
 
 
 def _mark(marks: list[float]) -> None:
     marks.append(time.monotonic())
-
-
-def _cpu_seconds(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return float(times.user + times.system)
 
 
 def _read_json_line(process: subprocess.Popen[bytes], timeout_s: float) -> dict[str, float]:

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import psycopg
 
 from common.polls import DEFAULT_QUESTION, FIRST, Poll, parse_options
@@ -54,6 +55,13 @@ def raise_fd_limit() -> int:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return hard
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    """CPU seconds (user + system) a process and its children (uvicorn's workers) used so
+    far."""
+    times = [p.cpu_times() for p in (process, *process.children(recursive=True))]
+    return sum(t.user + t.system for t in times)
 
 
 def percentile(ordered: Sequence[float], q: float) -> float:

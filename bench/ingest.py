@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 import psutil
 import redis
 
-from bench.harness import BASELINE, WRK_HINT, Processes, WrkRun, require, wrk
+from bench.harness import BASELINE, WRK_HINT, Processes, WrkRun, cpu_seconds, require, wrk
 from bench.report import Figure
 from common import keys
 from local import profile
@@ -113,22 +113,17 @@ def _drive(base_url: str, sizes: Sizes, args: list[str],
 
 
 class TreeCpu:
-    """CPU seconds (user + system) of a process and its children (uvicorn's workers) since
-    ``start()``."""
+    """CPU seconds of a process and its children (uvicorn's workers) since ``start()``."""
 
     def __init__(self, pid: int) -> None:
         self._parent = psutil.Process(pid)
         self._started = 0.0
 
-    def _total(self) -> float:
-        times = [p.cpu_times() for p in (self._parent, *self._parent.children(recursive=True))]
-        return sum(t.user + t.system for t in times)
-
     def start(self) -> None:
-        self._started = self._total()
+        self._started = cpu_seconds(self._parent)
 
     def seconds(self) -> float:
-        return self._total() - self._started
+        return cpu_seconds(self._parent) - self._started
 
 
 def _voter_cookie(base_url: str) -> str:

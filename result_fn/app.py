@@ -28,7 +28,7 @@ from common import http_metrics, openapi
 from common.assets import Pages
 from common.database import open_pool
 from common.edge import Direct, FunctionApp, json_answer
-from common.event import is_vote_id, is_voter_id
+from common.event import is_vote_id, is_voter_id, now_ms
 from common.logs import configure_logging
 from common.polls import is_poll_id
 from common.proxies import TrustedProxies, peer_of
@@ -41,7 +41,6 @@ from result_fn.broadcaster import Broadcaster
 from result_fn.clients import StreamsPerClient
 from result_fn.join import PATH as JOIN_PATH
 from result_fn.join import JoinCode, join_svg
-from result_fn.pipeline import now_ms
 from result_fn.reader import NoSuchPoll, Reader
 from result_fn.receipts import receipt_status
 from result_fn.refusals import (

@@ -10,9 +10,9 @@ since, by the server clock it learnt when it loaded.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
+from common.event import now_ms
 from common.schema import PipelineRow
 
 
@@ -38,10 +38,6 @@ class PipelineStatus:
         return PipelineStatus("down", "The results database is not answering: the figures "
                               "shown may be out of date.", self.last_batch_at_ms,
                               self.queued_at_last_look, None, now_ms())
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def assess(row: PipelineRow, stall_s: float) -> PipelineStatus:

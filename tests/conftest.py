@@ -1,4 +1,5 @@
-"""Session-wide real servers, and per-test clean state."""
+"""Session-wide real servers, per-test clean state, and the browser tests' Chromium and
+local stack (one per module)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 import psycopg
@@ -17,10 +19,34 @@ from support.processes import child_env
 from support.servers import env_url, start_postgres, start_valkey
 from worker_fn.migrations import prepare
 
+if TYPE_CHECKING:  # imported by the fixtures that need them: only the browser tests do
+    from playwright.sync_api import Browser
+
+    from support.local_stack import LocalStack
+
 OPTIONS = parse_options("cats:Cats,dogs:Dogs")
 FIRST_POLL = Poll(FIRST, DEFAULT_QUESTION, OPTIONS)
 POLLS = {FIRST: FIRST_POLL}  # the polls known to a drain that has seen only the first
 SECRET = "test-secret-0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, for one module's browser tests."""
+    from support.browser import chromium
+
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture(scope="module")
+def stack(request: pytest.FixtureRequest,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """The local stack with a presenter's admin token, for one module's browser tests."""
+    from support.presenter import presenter_stack
+
+    with presenter_stack(tmp_path_factory.mktemp(request.module.__name__)) as started:
+        yield started
 
 
 @pytest.fixture(scope="session")

@@ -30,12 +30,11 @@ from support.browser import (
     WAIT_MS,
     Browsing,
     Recorder,
-    chromium,
     screenshot,
 )
 from support.functions import FunctionProcess
 from support.local_stack import LocalStack, counts
-from support.presenter import Presenter, presenter_stack
+from support.presenter import Presenter
 from support.processes import child_env
 from support.servers import start_postgres
 from support.waits import wait_until
@@ -58,18 +57,6 @@ expect.set_options(timeout=WAIT_MS)
 
 def votes_text(n: int) -> str:
     return f"{n:,} vote{'' if n == 1 else 's'}"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    with presenter_stack(tmp_path_factory.mktemp("browser")) as stack:
-        yield stack
 
 
 @pytest.fixture

@@ -23,9 +23,9 @@ import redis
 from playwright.sync_api import Browser, Page, ViewportSize, expect
 from starlette.testclient import TestClient
 
-from support.browser import CHROMIUM, NO_CHROMIUM, WAIT_MS, Browsing, chromium, screenshot
+from support.browser import CHROMIUM, NO_CHROMIUM, WAIT_MS, Browsing, screenshot
 from support.local_stack import LocalStack
-from support.presenter import TOKEN, Presenter, presenter_stack
+from support.presenter import TOKEN, Presenter
 from support.waits import wait_until
 from vote_fn.app import create_app as create_vote_app
 from vote_fn.settings import VoteSettings
@@ -103,18 +103,6 @@ CASES = {
     "2-long": Case("2-long", LONG_QUESTION, LONG_LABELS[:2]),
     "10": Case("10", LONG_QUESTION, LONG_LABELS),
 }
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    with presenter_stack(tmp_path_factory.mktemp("session")) as stack:
-        yield stack
 
 
 @pytest.fixture(scope="module")

@@ -187,8 +187,8 @@ class Drain:
     async def _apply(self, group: Group) -> int:
         """Apply a group in one transaction. A cancellation (shutdown) does not cut the
         transaction off: psycopg, cancelled in the middle of a COPY, could wait for the
-        COPY's end for good (seen: every other SIGTERM mid-drain left the claims to their
-        lease). The drain hands its claims back at once; the transaction commits or fails
+        COPY's end for good (worker_fn/app.py's InFlight). The drain hands its claims back
+        at once; the transaction commits or fails
         by itself meanwhile, and replaying a committed group changes nothing."""
         started = time.monotonic()
         changed = await asyncio.shield(self._transaction(group))
