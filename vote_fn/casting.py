@@ -16,10 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from redis.exceptions import RedisError
-from starlette.requests import Request
+from starlette.requests import Request, cookie_parser
+from starlette.types import Receive, Scope
 
 from common.event import VoteEvent
-from common.headers import RawHeaders
+from common.headers import RawHeaders, request_headers
 from common.polls import Poll
 from common.proxies import Peer, peer_of
 from common.refusals import Refused
@@ -57,15 +58,19 @@ class Voting:
         self.voters = voters
         self._queue = queue
 
-    async def cast(self, request: Request, content_type: str, read: BallotReader) -> Cast:
+    async def cast(self, scope: Scope, receive: Receive, content_type: str,
+                   read: BallotReader) -> Cast:
         """Queue the request's vote; raise Refused (counted by reason) when it is not."""
+        headers = request_headers(scope)
         try:
-            if (reason := cross_site_reason(request.headers)) is not None:
+            if (reason := cross_site_reason(headers)) is not None:
                 log.debug("vote refused as cross-site: %s", reason)
                 raise cross_site()
-            peer = peer_of(request.scope)
-            known = self.voters.verify(request.cookies.get(cookie_names(peer.https)[0]))
-            ballot = read(await read_body(request, content_type))
+            peer = peer_of(scope)
+            cookies = cookie_parser(headers.get("cookie", ""))
+            known = self.voters.verify(cookies.get(cookie_names(peer.https)[0]))
+            ballot = read(await read_body(receive, headers.get("content-type", ""),
+                                          content_type))
             try:
                 poll = await self._open_poll(ballot.poll)
                 option = checked_option(ballot.option, poll.options)
@@ -80,7 +85,7 @@ class Voting:
             metrics.REJECTED.labels(refused.label).inc()
             raise
         metrics.ACCEPTED.inc()
-        return Cast(event, self._changed_cookies(request, peer, event, known))
+        return Cast(event, self._changed_cookies(cookies, peer, event, known))
 
     async def _open_poll(self, requested: str | None) -> Poll:
         """The poll to count the vote in: the one asked for (or, asked for none, the one
@@ -94,14 +99,14 @@ class Voting:
                 return poll
         raise poll_closed(requested, None if poll is None else poll.id)
 
-    def _changed_cookies(self, request: Request, peer: Peer, event: VoteEvent,
+    def _changed_cookies(self, cookies: dict[str, str], peer: Peer, event: VoteEvent,
                          known: str | None) -> RawHeaders:
         voter_cookie, choice_cookie = cookie_names(peer.https)
         headers = []
-        if known != event.voter or not self.voters.is_current(request.cookies[voter_cookie]):
+        if known != event.voter or not self.voters.is_current(cookies[voter_cookie]):
             headers.append(set_cookie(voter_cookie, self.voters.sign(event.voter), peer.https))
         choice = f"{event.poll}.{event.option}"
-        if request.cookies.get(choice_cookie) != choice:
+        if cookies.get(choice_cookie) != choice:
             headers.append(set_cookie(choice_cookie, choice, peer.https))
         return headers
 

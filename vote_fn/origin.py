@@ -18,15 +18,15 @@ Browsers say where a request comes from: ``Sec-Fetch-Site`` (every current brows
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from urllib.parse import urlsplit
-
-from starlette.datastructures import Headers
 
 ALLOWED_FETCH_SITES = frozenset({"same-origin", "none"})
 
 
-def cross_site_reason(headers: Headers) -> str | None:
-    """Why the request looks cross-site, or None when it may be a vote."""
+def cross_site_reason(headers: Mapping[str, str]) -> str | None:
+    """Why the request looks cross-site, or None when it may be a vote (``headers`` by
+    lower-case name)."""
     origin = headers.get("origin")
     if origin is not None and origin.strip().lower() == "null":
         return "Origin: null"

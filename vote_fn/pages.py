@@ -63,7 +63,7 @@ async def vote_form(request: Request) -> Response:
     confirmation (on a phone it is below the options)."""
     voting: Voting = request.state.voting
     try:
-        cast = await voting.cast(request, FORM, form_vote)
+        cast = await voting.cast(request.scope, request.receive, FORM, form_vote)
     except Refused as refused:
         return page(request, refused)
     response = RedirectResponse(f"{request.scope.get('root_path', '')}/#status",
