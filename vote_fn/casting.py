@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from redis.exceptions import RedisError
 from starlette.requests import Request, cookie_parser
@@ -37,8 +37,7 @@ log = logging.getLogger("vote_fn")
 BallotReader = Callable[[bytes], Ballot]
 
 
-@dataclass(frozen=True, slots=True)
-class Cast:
+class Cast(NamedTuple):  # a tuple: a frozen dataclass's __init__ cost ~1 µs of every vote
     event: VoteEvent
     cookies: RawHeaders  # only those that changed: signing costs real time
 
