@@ -23,6 +23,7 @@ FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
 _NAMED_ONCE = ("vote", "vote_id", "poll")  # the fields of a JSON vote; none may appear twice
 _FIELDS = frozenset(_NAMED_ONCE)
+_SPELLED_OUT = tuple(b'"%s"' % name.encode() for name in _NAMED_ONCE)
 
 
 class Ballot(NamedTuple):
@@ -86,9 +87,12 @@ def _names_a_field_twice(body: bytes) -> bool:
     """Whether the JSON object names a field twice (which of the two would count
     depends on the parser, so the body is refused). Without escapes a name is spelled out,
     so counting it is enough; the full check runs only when that cannot tell."""
-    if (b"\\" not in body and body.count(b'"vote"') < 2 and body.count(b'"vote_id"') < 2
-            and body.count(b'"poll"') < 2):  # the names of _NAMED_ONCE, spelled out
-        return False
+    if b"\\" not in body:
+        for name in _SPELLED_OUT:  # a plain loop, no generator: it runs on every vote
+            if body.count(name) > 1:
+                break
+        else:
+            return False
     try:
         json.loads(body, object_pairs_hook=_reject_duplicates)
     except Refused:
