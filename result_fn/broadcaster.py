@@ -29,6 +29,7 @@ from sse_starlette import ServerSentEvent
 from sse_starlette.sse import AppStatus
 
 from common.schema import CHANNEL, PollTally, SchemaMissing
+from common.tasks import stop
 from result_fn import metrics
 from result_fn.pipeline import PipelineStatus
 from result_fn.reader import NoSuchPoll, Reader, build
@@ -118,9 +119,7 @@ class Broadcaster:
 
     async def __aexit__(self, *exc_info: object) -> None:
         assert self._runner is not None
-        self._runner.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._runner
+        await stop(self._runner)
 
     @property
     def subscriber_count(self) -> int:

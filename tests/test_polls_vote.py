@@ -4,6 +4,8 @@ and queues nothing, the polls outlive a restart, and every action reaches the au
 
 from __future__ import annotations
 
+import asyncio
+import random
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +17,9 @@ from redis.asyncio import Redis
 from starlette.testclient import TestClient
 
 from common import keys
+from common.redis_client import open_redis
 from support import REPO
+from vote_fn import polls
 from vote_fn.app import create_app
 from vote_fn.queue import PollClosed, VoteQueue
 from vote_fn.ratelimit import Limits, RateLimit
@@ -132,3 +136,29 @@ async def test_the_push_itself_refuses_a_poll_that_is_not_open(
     finally:
         await client.aclose()
     assert redis_client.lrange(keys.QUEUE, 0, -1) == [b'{"n": 1}']
+
+
+@pytest.mark.anyio
+async def test_the_poll_refresher_stops_wherever_the_shutdown_finds_it(
+        environ: dict[str, str], redis_client: redis.Redis,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """vote_fn's lifespan ends by stopping the refresher of the open poll, which is then
+    often in the middle of a Redis call. On Python 3.11 redis-py's call can drop that
+    cancellation and the refresher goes on (common/tasks.py): the shutdown hung for good
+    (a CI run's 120 s timeout). Here the refresher reads without a pause, and each
+    shutdown, at a random moment, must be over within a second with the refresher ended."""
+    monkeypatch.setattr(polls, "REFRESH_S", 0)
+    settings = VoteSettings.from_env(environ)
+    rng = random.Random(15)
+    client = open_redis(settings.redis)
+    try:
+        for attempt in range(200):
+            book = await polls.PollBook(client, settings.first_poll, presenter=False).__aenter__()
+            await asyncio.sleep(rng.uniform(0, 0.002))
+            # Its own task, so that a shutdown that swallows a cancellation cannot hide here.
+            shutdown = asyncio.ensure_future(book.__aexit__(None, None, None))
+            await asyncio.wait({shutdown}, timeout=1)
+            refresher = book._refresher
+            assert shutdown.done() and refresher is not None and refresher.done(), attempt
+    finally:
+        await client.aclose()

@@ -17,7 +17,6 @@ changes only with the settings, at a start) and the open poll is read again ever
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 
@@ -27,6 +26,7 @@ from redis.exceptions import RedisError
 from common import keys
 from common.polls import Poll, poll_from_dict
 from common.redis_client import RedisClient
+from common.tasks import stop
 
 log = logging.getLogger("vote_fn.polls")
 REFRESH_S = 0.5
@@ -134,9 +134,7 @@ class PollBook:
 
     async def __aexit__(self, *exc_info: object) -> None:
         assert self._refresher is not None
-        self._refresher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._refresher
+        await stop(self._refresher)
 
     @property
     def open(self) -> Poll | None:

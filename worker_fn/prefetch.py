@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 from common.event import InvalidEvent, PollEvent, VoteEvent, decode
 from common.polls import Poll
+from common.tasks import stop
 from worker_fn.apply import copy_rows
 from worker_fn.claims import Batch
 
@@ -120,11 +121,7 @@ class Prefetch:
     async def __aexit__(self, *exc_info: object) -> None:
         task = self._task
         assert task is not None
-        # redis-py (8.1) sometimes swallows the cancellation of a command: cancel again
-        # until the task has really stopped.
-        while not task.done():
-            task.cancel()
-            await asyncio.wait({task}, timeout=0.1)
+        await stop(task)
         if not (task.cancelled() or self._ended) and (error := task.exception()) is not None:
             log.warning("prefetching the next batch failed: %s", error)
 
