@@ -81,7 +81,8 @@ class InProcess:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self._to_app.put({"type": "lifespan.shutdown"})
-        assert (await self._from_app.get())["type"] == "lifespan.shutdown.complete"
+        async with asyncio.timeout(10):  # a shutdown that hangs fails here, and says so
+            assert (await self._from_app.get())["type"] == "lifespan.shutdown.complete"
         assert self._lifespan is not None
         await self._lifespan
 
