@@ -71,12 +71,14 @@ class Voting:
             ballot = read(await read_body(receive, headers.get("content-type", ""),
                                           content_type))
             try:
-                poll = await self._open_poll(ballot.poll)
+                poll = self._open_poll(ballot.poll)
+                if poll is None:  # the copy of the open poll may be half a second old
+                    poll = await self._open_poll_read_again(ballot.poll)
                 option = checked_option(ballot.option, poll.options)
                 voter = known
                 if voter is None and ballot.vote_id is not None:
                     voter = self.voters.for_vote(ballot.vote_id)
-                event = VoteEvent.new(poll.id, voter or VoterIds.new(), option, ballot.vote_id)
+                event = VoteEvent.new(poll.id, voter or self.voters.new(), option, ballot.vote_id)
                 await self._queue.push(event.encode(), poll.id, known, peer.address)
             except (PollClosed, RateLimited, RedisError, TimeoutError) as error:
                 raise queue_refusal(error) from None
@@ -86,17 +88,19 @@ class Voting:
         metrics.ACCEPTED.inc()
         return Cast(event, self._changed_cookies(cookies, peer, event, known))
 
-    async def _open_poll(self, requested: str | None) -> Poll:
+    def _open_poll(self, requested: str | None) -> Poll | None:
         """The poll to count the vote in: the one asked for (or, asked for none, the one
-        open), if it is open; else Refused (409). The copy of the open poll may be up to
-        half a second old: before refusing, it is read again."""
-        for fresh in (False, True):
-            if fresh:
-                await self.polls.refresh()
-            poll = self.polls.open
-            if poll is not None and requested in (None, poll.id):
-                return poll
-        raise poll_closed(requested, None if poll is None else poll.id)
+        open), if it is open in the copy read up to half a second ago (vote_fn/polls.py)."""
+        poll = self.polls.open
+        return poll if poll is not None and requested in (None, poll.id) else None
+
+    async def _open_poll_read_again(self, requested: str | None) -> Poll:
+        """The same, from the open poll read again now: else Refused (409)."""
+        await self.polls.refresh()
+        if (poll := self._open_poll(requested)) is not None:
+            return poll
+        current = self.polls.open
+        raise poll_closed(requested, None if current is None else current.id)
 
     def _changed_cookies(self, cookies: dict[str, str], peer: Peer, event: VoteEvent,
                          known: str | None) -> RawHeaders:
