@@ -51,7 +51,7 @@ from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
 
 from common import http_metrics
-from common.headers import with_security_headers
+from common.headers import add_security_headers
 from common.proxies import TrustedProxies
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -158,7 +158,7 @@ class Edge:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = with_security_headers(
+                message["headers"] = add_security_headers(
                     [*message.get("headers", ()), (_REQUEST_ID, request_id)], https)
             return send(message)
 

@@ -9,8 +9,6 @@ the trusted proxies: a browser ignores it over plain HTTP anyway.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from starlette.types import Scope
 
 RawHeaders = list[tuple[bytes, bytes]]
@@ -27,14 +25,17 @@ WITH_HSTS = (*BASE_HEADERS, HSTS)
 NAMES = frozenset(name for name, _ in WITH_HSTS)
 
 
-def with_security_headers(headers: Sequence[tuple[bytes, bytes]], https: bool) -> RawHeaders:
-    """``headers`` plus the security headers it does not set itself (ASGI header names are
-    lower case, so they compare as they are)."""
+def add_security_headers(headers: RawHeaders, https: bool) -> RawHeaders:
+    """Append to ``headers`` the security headers it does not set itself (ASGI header names
+    are lower case, so they compare as they are); return it."""
     extra = WITH_HSTS if https else BASE_HEADERS
-    if any(name in NAMES for name, _ in headers):  # a page's own policy
-        present = {name for name, _ in headers}
-        return [*headers, *(header for header in extra if header[0] not in present)]
-    return [*headers, *extra]
+    for name, _ in headers:  # a plain loop, no generator: it runs for every answer
+        if name in NAMES:  # a page's own policy
+            present = {name for name, _ in headers}
+            headers += [header for header in extra if header[0] not in present]
+            return headers
+    headers += extra
+    return headers
 
 
 def request_headers(scope: Scope) -> dict[str, str]:

@@ -11,30 +11,53 @@ Request and its URL, copied the scope and matched the route again.)
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 LABELS = ("app_name", "method", "path", "status_code")
-REQUESTS = Counter("http_requests", "HTTP requests answered", LABELS)
 DURATION = Histogram("http_request_duration_seconds", "Time to answer an HTTP request", LABELS,
                      buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
                               2.5, 5, 10))
 UNMATCHED = "__unmatched__"
+_COUNT = "http_request_duration_seconds_count"
+
+
+class _Requests:
+    """``http_requests_total``: the duration histogram's counts, read at each scrape. (A
+    counter of its own cost every request a second lock and call, ~0.4 µs of a vote.)"""
+
+    @staticmethod
+    def _family() -> CounterMetricFamily:
+        return CounterMetricFamily("http_requests", "HTTP requests answered", labels=LABELS)
+
+    def describe(self) -> list[CounterMetricFamily]:
+        return [self._family()]
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = self._family()
+        for metric in DURATION.collect():
+            for sample in metric.samples:
+                if sample.name == _COUNT:
+                    family.add_metric([sample.labels[name] for name in LABELS], sample.value)
+        yield family
+
+
+REGISTRY.register(_Requests())
 
 
 @functools.lru_cache(maxsize=256)  # the labels come from route templates: a few dozen
-def _series(labels: tuple[str, str, str, str]) -> tuple[Counter, Histogram]:
-    return REQUESTS.labels(*labels), DURATION.labels(*labels)
+def _series(labels: tuple[str, str, str, str]) -> Histogram:
+    return DURATION.labels(*labels)
 
 
 def record(app_name: str, method: str, path: str, status: int, seconds: float) -> None:
     """Count one answered request."""
-    requests, duration = _series((app_name, method, path, str(status)))
-    requests.inc()
-    duration.observe(seconds)
+    _series((app_name, method, path, str(status))).observe(seconds)
 
 
 async def metrics(request: Request) -> Response:
