@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import psycopg
 from sse_starlette import ServerSentEvent
@@ -44,8 +44,7 @@ _SHUTDOWN_CHECK_S = 0.25
 PING = ServerSentEvent(comment="ping").encode()
 
 
-@dataclass(frozen=True, slots=True)
-class Published:
+class Published(NamedTuple):  # a tuple: defined ~0.5 ms sooner than a dataclass
     results: Results
     event: bytes  # the whole document as an SSE event, encoded once for every subscriber
     counts: bytes  # the counts alone

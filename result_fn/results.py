@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from common.polls import Poll
 from common.schema import Tally
 from result_fn.pipeline import PipelineStatus
 
 
-@dataclass(frozen=True, slots=True)
-class Results:
+class Results(NamedTuple):  # a tuple: defined ~0.5 ms sooner than a dataclass
     version: int
     # What a page shows besides the counts: a change of it sends the whole document again.
     shape: tuple[Poll, bool, str]
