@@ -9,12 +9,15 @@ still in flight when wrk stopped.
 
 The queue floor (bench/queue_floor.py: the baseline app that also pushes each
 body through vote_fn's coalescing queue) is driven the same way, in rounds with
-vote_fn: (floor, new voter, kept cookie) three times, each run a few seconds, so that a
+vote_fn: (floor, new voter, kept cookie) five times, each run a few seconds, so that a
 busy moment of a shared machine does not fall on one of them only (single 10 s runs of
-the floor moved by up to a fifth within one benchmark). Each figure is the total over its
-rounds. What is left between the floor and vote_fn is the vote's own work: reading and
-checking the ballot, the voter's identity and cookies, the receipt, the security
-headers, the request id, the metrics.
+the floor moved by up to a fifth within one benchmark). Each round starts the floor and
+vote_fn afresh, so that a figure averages over processes as well as moments: three
+processes of the same vote_fn, driven in the same ten interleaved rounds, came out at
+0.80x, 0.83x and 0.85x of one floor.
+Each figure is the total over its rounds. What is left between the floor and vote_fn is
+the vote's own work: reading and checking the ballot, the voter's identity and cookies,
+the receipt, the security headers, the request id, the metrics.
 
 The CPU time of vote_fn's processes (the uvicorn supervisor and its workers) over each
 measured run, divided by the votes acknowledged, is the CPU a vote costs (bench/cost.py
@@ -23,6 +26,7 @@ prices vote_fn on Lambda with it); Valkey's share is not in it.
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 import urllib.request
@@ -53,7 +57,7 @@ class Sizes:
     workers: int = 2
 
 
-FULL = Sizes(seconds=10, round_seconds=4, rounds=3, warmup_s=1)
+FULL = Sizes(seconds=10, round_seconds=3, rounds=5, warmup_s=1)
 QUICK = Sizes(seconds=1, round_seconds=1, rounds=1, warmup_s=1)
 VOTERS = ("new voter per request", "kept cookie")
 
@@ -87,21 +91,17 @@ def run(quick: bool) -> list[Figure]:
         client = redis.Redis.from_url(url)
         env = {"REDIS_URL": url, "VOTE_RATE_LIMIT": "0"}  # no rate limit while measured
         baseline_app = procs.function(BASELINE, env, workers=sizes.workers)
-        floor_app = procs.function(QUEUE_FLOOR, env, workers=sizes.workers)
-        vote = procs.function(profile.by_name("vote"), env, workers=sizes.workers)
-        cookie = _voter_cookie(vote.url)
         # The baseline runs before and after the rounds, so a drift of a shared machine's
         # load during the scenario moves the ceiling as it moves the figures.
         baselines = [_drive(baseline_app.url, sizes.seconds, sizes, ["post", BODY])]
         floor = Total()
         measured = {name: Total() for name in VOTERS}
-        vote_cpu = TreeCpu(vote.pid)
-
-        def before_measuring() -> None:
-            client.delete(keys.QUEUE)
-            vote_cpu.start()
-
         for _ in range(sizes.rounds):
+            floor_app = procs.function(QUEUE_FLOOR, env, workers=sizes.workers)
+            vote = procs.function(profile.by_name("vote"), env, workers=sizes.workers)
+            cookie = _voter_cookie(vote.url)
+            vote_cpu = TreeCpu(vote.pid)
+            before_measuring = functools.partial(_start_measuring, client, vote_cpu)
             floor.runs.append(_drive(floor_app.url, sizes.round_seconds, sizes,
                                      ["post", BODY]))
             for name, sent in zip(VOTERS, (None, cookie), strict=True):
@@ -114,6 +114,8 @@ def run(quick: bool) -> list[Figure]:
                 total.runs.append(result)
                 total.queued += queued
                 total.all_queued &= queued >= result.ok
+            floor_app.stop()
+            vote.stop()
         baselines.append(_drive(baseline_app.url, sizes.seconds, sizes, ["post", BODY]))
         client.close()
     ceiling = statistics.mean(b.ok_per_s for b in baselines)
@@ -150,6 +152,11 @@ def _drive(base_url: str, seconds: int, sizes: Sizes, args: list[str],
     before()
     return wrk(base_url + "/api/vote", seconds=seconds, connections=sizes.connections,
                script_args=args)
+
+
+def _start_measuring(client: redis.Redis, cpu: TreeCpu) -> None:
+    client.delete(keys.QUEUE)
+    cpu.start()
 
 
 class TreeCpu:
