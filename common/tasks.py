@@ -16,8 +16,10 @@ RECANCEL_S = 0.01  # how long a cancelled task has to end before it is cancelled
 
 
 async def stop(task: asyncio.Task[Any]) -> None:
-    """Cancel ``task`` until it has ended; its outcome stays in it (``task.cancelled()``,
-    ``task.exception()``) for the caller to read."""
+    """Cancel ``task`` until it has ended; raise what it raised, if it failed before it
+    was cancelled, as awaiting it would."""
     while not task.done():
         task.cancel()
         await asyncio.wait({task}, timeout=RECANCEL_S)
+    if not task.cancelled():
+        task.result()

@@ -121,9 +121,11 @@ class Prefetch:
     async def __aexit__(self, *exc_info: object) -> None:
         task = self._task
         assert task is not None
-        await stop(task)
-        if not (task.cancelled() or self._ended) and (error := task.exception()) is not None:
-            log.warning("prefetching the next batch failed: %s", error)
+        try:
+            await stop(task)
+        except Exception as error:
+            if not self._ended:
+                log.warning("prefetching the next batch failed: %s", error)
 
     async def _run(self) -> None:
         try:
